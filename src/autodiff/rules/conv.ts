@@ -1,0 +1,149 @@
+import type { RuleContext, RuleTable } from '../context.js';
+
+/** Static geometry of a convolution or pooling window, auto_pad resolved to explicit pads. */
+export interface Window {
+  spatial: number[];
+  kernel: number[];
+  strides: number[];
+  dilations: number[];
+  padsBegin: number[];
+  padsEnd: number[];
+}
+
+/** Reads kernel/strides/dilations/pads/auto_pad of a node over the input's static spatial dims. */
+export function windowOf(c: RuleContext, x: string, kernel: number[]): Window {
+  const xd = c.dims(x);
+  const spatial = xd.slice(2);
+  if (spatial.some((d) => d < 0)) c.unsupported(`spatial dims of ${x} must be static, got [${xd}]`);
+  const n = spatial.length;
+  const strides = c.attrInts('strides', undefined) ?? new Array(n).fill(1);
+  const dilations = c.attrInts('dilations', undefined) ?? new Array(n).fill(1);
+  const autoPad = c.attrStr('auto_pad', 'NOTSET');
+  let pads = c.attrInts('pads', undefined) ?? new Array(2 * n).fill(0);
+  if (autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER') {
+    pads = new Array(2 * n).fill(0);
+    for (let i = 0; i < n; i++) {
+      const out = Math.ceil(spatial[i]! / strides[i]!);
+      const total = Math.max((out - 1) * strides[i]! + (kernel[i]! - 1) * dilations[i]! + 1 - spatial[i]!, 0);
+      const small = Math.floor(total / 2);
+      pads[i] = autoPad === 'SAME_UPPER' ? small : total - small;
+      pads[i + n] = total - pads[i]!;
+    }
+  } else if (autoPad === 'VALID') {
+    pads = new Array(2 * n).fill(0);
+  }
+  return { spatial, kernel, strides, dilations, padsBegin: pads.slice(0, n), padsEnd: pads.slice(n) };
+}
+
+/**
+ * Crops or zero-pads the trailing end of each spatial axis of `x` (whose spatial lengths are `have`) to `want`.
+ * Gradient convolutions may reach past the input's last row (when the stride does not divide evenly) or stop short of it.
+ */
+export function fitSpatial(c: RuleContext, x: string, have: number[], want: number[]): string {
+  const b = c.b;
+  const n = want.length;
+  let y = x;
+  const cropAxes: number[] = [];
+  const cropEnds: number[] = [];
+  const padEnds = new Array<number>(n).fill(0);
+  for (let i = 0; i < n; i++) {
+    if (have[i]! > want[i]!) {
+      cropAxes.push(i + 2);
+      cropEnds.push(want[i]!);
+    } else if (have[i]! < want[i]!) {
+      padEnds[i] = want[i]! - have[i]!;
+    }
+  }
+  if (cropAxes.length) y = b.node('Slice', [y, b.int64(cropAxes.map(() => 0)), b.int64(cropEnds), b.int64(cropAxes)]);
+  if (padEnds.some((p) => p > 0)) y = b.node('Pad', [y, b.int64([0, 0, ...new Array(n).fill(0), 0, 0, ...padEnds])]);
+  return y;
+}
+
+/** Output length of a convolution along one axis. */
+function convOut(len: number, k: number, s: number, d: number, pb: number, pe: number): number {
+  return Math.floor((len + pb + pe - (k - 1) * d - 1) / s) + 1;
+}
+
+/**
+ * Weight gradient of a (grouped) convolution: dW[o, i, k] = Σ_n Σ_p X[n, g·Cig + i, p·s + k·d - pad] · dY[n, o, p].
+ * Computed as one Conv with the batch folded into channels: the forward strides act as dilations and vice versa.
+ */
+export function convWeightGrad(c: RuleContext, x: string, dY: string, cin: number, group: number, w: Window, outSpatial: number[]): string {
+  const b = c.b;
+  const n = w.kernel.length;
+  const cig = cin / group;
+  const sp = w.spatial;
+  // X [N, C, *sp] -> [Cig, g·N, *sp], channel order (group, n) so that a grouped Conv pairs group g of X with group g of dY.
+  const x5 = b.reshape(x, b.int64([0, group, cig, ...sp]));
+  const xt = b.transpose(x5, [2, 1, 0, ...Array.from({ length: n }, (_, i) => i + 3)]);
+  const xr = b.reshape(xt, b.int64([cig, -1, ...sp]));
+  // dY [N, M, *out] -> [M, N, *out]: used as M filters of N channels each (per group).
+  const dyt = b.transpose(dY, [1, 0, ...Array.from({ length: n }, (_, i) => i + 2)]);
+  const conv = b.node('Conv', [xr, dyt], { strides: w.dilations, dilations: w.strides, pads: [...w.padsBegin, ...w.padsEnd], group });
+  const have = w.kernel.map((_, i) => convOut(sp[i]!, outSpatial[i]!, w.dilations[i]!, w.strides[i]!, w.padsBegin[i]!, w.padsEnd[i]!));
+  const fitted = fitSpatial(c, conv, have, w.kernel);
+  // [Cig, M, *k] -> [M, Cig, *k]
+  return b.transpose(fitted, [1, 0, ...Array.from({ length: n }, (_, i) => i + 2)]);
+}
+
+export const convRules: RuleTable = {
+  // dX = ConvTranspose(dY, W) cut to X's extent; dW = conv of X with dY; dB = Σ dY over batch and space
+  Conv: (c) => {
+    const b = c.b;
+    const [x, wt, bias] = [c.input(0), c.input(1), c.input(2)];
+    const dY = c.gradOutput(0)!;
+    const wd = c.dims(wt);
+    const kernel = c.attrInts('kernel_shape', undefined) ?? wd.slice(2);
+    const w = windowOf(c, x, kernel);
+    const group = c.attrNum('group', 1);
+    const outSpatial = c.dims(c.output(0)).slice(2);
+    const n = kernel.length;
+    let dx: string | undefined;
+    if (c.needsGrad(0)) {
+      const ct = b.node('ConvTranspose', [dY, wt], { strides: w.strides, dilations: w.dilations, group, pads: [...w.padsBegin, ...new Array(n).fill(0)], kernel_shape: kernel });
+      const have = outSpatial.map((o, i) => (o - 1) * w.strides[i]! + (kernel[i]! - 1) * w.dilations[i]! + 1 - w.padsBegin[i]!);
+      dx = fitSpatial(c, ct, have, w.spatial);
+    }
+    const dw = c.needsGrad(1) ? convWeightGrad(c, x, dY, c.dims(x)[1]!, group, w, outSpatial) : undefined;
+    const db = bias && c.needsGrad(2) ? b.reduceSum(dY, [0, ...Array.from({ length: n }, (_, i) => i + 2)], false) : undefined;
+    return [dx, dw, db];
+  },
+  // Y = ConvTranspose(X, W): dX = Conv(dY, W) with the same geometry; dW = conv of dY with X; dB = Σ dY
+  ConvTranspose: (c) => {
+    const b = c.b;
+    const [x, wt, bias] = [c.input(0), c.input(1), c.input(2)];
+    const dY = c.gradOutput(0)!;
+    const wd = c.dims(wt);
+    const kernel = c.attrInts('kernel_shape', undefined) ?? wd.slice(2);
+    const group = c.attrNum('group', 1);
+    const xs = c.dims(x).slice(2);
+    const ys = c.dims(c.output(0)).slice(2);
+    if (xs.some((d) => d < 0) || ys.some((d) => d < 0)) c.unsupported('spatial dims must be static');
+    const n = kernel.length;
+    const strides = c.attrInts('strides', undefined) ?? new Array(n).fill(1);
+    const dilations = c.attrInts('dilations', undefined) ?? new Array(n).fill(1);
+    const outPad = c.attrInts('output_padding', undefined) ?? new Array(n).fill(0);
+    // Recover the begin padding from the actual output size (covers pads, auto_pad and output_shape alike).
+    let padsBegin = (c.attrInts('pads', undefined) ?? new Array(2 * n).fill(0)).slice(0, n);
+    const autoPad = c.attrStr('auto_pad', 'NOTSET');
+    if (c.attrInts('output_shape', undefined) || autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER') {
+      padsBegin = xs.map((len, i) => {
+        const total = strides[i]! * (len - 1) + outPad[i]! + (kernel[i]! - 1) * dilations[i]! + 1 - ys[i]!;
+        return autoPad === 'SAME_UPPER' ? Math.floor(total / 2) : total - Math.floor(total / 2);
+      });
+    }
+    // The forward map: Y[o] += X[i]·W[k] where o = i·s + k·d - padBegin. Padding dY by padBegin turns it into a Conv.
+    const padsEnd = xs.map((len, i) => Math.max(0, (len - 1) * strides[i]! + (kernel[i]! - 1) * dilations[i]! + 1 - (ys[i]! + padsBegin[i]!)));
+    const win = { spatial: ys, kernel, strides, dilations, padsBegin, padsEnd };
+    let dx: string | undefined;
+    if (c.needsGrad(0)) {
+      const conv = b.node('Conv', [dY, wt], { strides, dilations, group, pads: [...padsBegin, ...padsEnd], kernel_shape: kernel });
+      const have = ys.map((len, i) => convOut(len, kernel[i]!, strides[i]!, dilations[i]!, padsBegin[i]!, padsEnd[i]!));
+      dx = fitSpatial(c, conv, have, xs);
+    }
+    // dW[c, m, k] = Σ_n Σ_i X[n, c, i]·dYpad[n, m, i·s + k·d]: the Conv weight gradient with dY as input and X as output gradient.
+    const dw = c.needsGrad(1) ? convWeightGrad(c, dY, x, c.dims(c.output(0))[1]!, group, win, xs) : undefined;
+    const db = bias && c.needsGrad(2) ? b.reduceSum(dY, [0, ...Array.from({ length: n }, (_, i) => i + 2)], false) : undefined;
+    return [dx, dw, db];
+  },
+};

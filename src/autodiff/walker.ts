@@ -1,0 +1,173 @@
+import { BulwarkError } from '../core/errors.js';
+import type { TypedArray } from '../core/tensor.js';
+import { GraphBuilder, tensorAttr } from '../onnx/builder.js';
+import { ELEM, cloneGraph, topoSort, type Graph, type Node, type TensorData } from '../onnx/ir.js';
+import type { ShapeMap } from '../onnx/shapes.js';
+import { attrReaders, makeUnsupported, type RuleContext } from './context.js';
+import { NO_GRADIENT, RULES, ZERO_GRADIENT } from './registry.js';
+
+const FLOAT_TYPES = new Set<number>([ELEM.FLOAT, ELEM.DOUBLE, ELEM.FLOAT16]);
+
+/** What to differentiate: a loss value of the graph with respect to some of its inputs or initializers. */
+export interface GradientRequest {
+  /** A graph in the opset-18+ form (see normalizeOpset), with the loss head already appended. */
+  graph: Graph;
+  /** Static shapes of every value of `graph` (see probeShapes). */
+  shapes: ShapeMap;
+  /** The value to differentiate: its gradient is seeded with ones, so a per-example loss vector gives Σ-loss gradients. */
+  loss: string;
+  /** Graph inputs or initializers to differentiate with respect to. */
+  wrt: string[];
+}
+
+export interface GradientResult {
+  /** The forward graph plus the gradient nodes; each gradient is a graph output named in `grads`. */
+  graph: Graph;
+  /** wrt name -> output name of its gradient (`<name>_grad`). */
+  grads: Map<string, string>;
+  /** Nodes on the gradient path whose derivative is zero almost everywhere (quantizers, rounding). */
+  zeroGradientNodes: string[];
+}
+
+/**
+ * The reverse-mode pass: walks the nodes between the loss and the requested values backwards and emits, for each,
+ * the ONNX nodes of its gradient (rules in ./rules). Repeated contributions to a value are summed. Any op on the
+ * path without a rule fails with an error naming it; ops without a gradient (shape arithmetic) stop the walk.
+ * @throws BulwarkError BULWARK_E_UNSUPPORTED_OP naming the op, node and opset
+ */
+export function buildGradient(req: GradientRequest): GradientResult {
+  const g = cloneGraph(req.graph);
+  const order = topoSort(g);
+  const shapes = req.shapes;
+  const known = new Set([...g.inputs.map((v) => v.name), ...g.initializers.keys()]);
+  for (const w of req.wrt) {
+    if (!known.has(w)) throw new BulwarkError('BULWARK_E_MODEL', `cannot differentiate with respect to ${w}: it is not a graph input or initializer`);
+  }
+  const floatType = shapes.get(req.wrt[0] ?? '')?.elemType === ELEM.DOUBLE ? ELEM.DOUBLE : ELEM.FLOAT;
+  const isFloatValue = (name: string) => FLOAT_TYPES.has(shapes.get(name)?.elemType ?? ELEM.FLOAT);
+
+  // Values that depend on a requested input through differentiable ops.
+  const fromWrt = new Set(req.wrt);
+  for (const n of order) {
+    if (NO_GRADIENT.has(n.opType)) continue;
+    if (n.inputs.some((i) => i && fromWrt.has(i))) for (const o of n.outputs) if (o && isFloatValue(o)) fromWrt.add(o);
+  }
+  // Values the loss depends on.
+  const toLoss = new Set([req.loss]);
+  for (let i = order.length - 1; i >= 0; i--) {
+    const n = order[i]!;
+    if (n.outputs.some((o) => toLoss.has(o))) for (const inp of n.inputs) if (inp) toLoss.add(inp);
+  }
+  const active = order.filter((n) => n.outputs.some((o) => fromWrt.has(o) && toLoss.has(o)));
+  for (const n of active) {
+    if (n.domain !== '' || !RULES.has(n.opType)) {
+      throw new BulwarkError('BULWARK_E_UNSUPPORTED_OP', `no gradient rule for ${n.domain ? n.domain + '.' : ''}${n.opType} (node ${n.name}, opset ${g.opset})`, {
+        hint: 'Differentiable ops are listed by `bulwark info`; use a black-box attack (square, hsj) or a gradient estimator for this model.',
+      });
+    }
+  }
+
+  const b = new GraphBuilder(g, floatType);
+  const constants = new Map<string, TypedArray>();
+  for (const [k, t] of g.initializers) constants.set(k, t.data);
+  for (const n of g.nodes) {
+    const v = n.opType === 'Constant' ? n.attrs.get('value') : undefined;
+    if (v && n.outputs[0]) constants.set(n.outputs[0], (v.value as TensorData).data);
+  }
+  const contributions = new Map<string, string[]>();
+  const addContribution = (name: string, grad: string) => {
+    const list = contributions.get(name) ?? [];
+    list.push(grad);
+    contributions.set(name, list);
+  };
+  const gradOf = (name: string): string | undefined => {
+    const list = contributions.get(name);
+    if (!list || list.length === 0) return undefined;
+    if (list.length > 1) {
+      const summed = b.node('Sum', list, {}, `${name}_grad/sum`);
+      contributions.set(name, [summed]);
+      return summed;
+    }
+    return list[0];
+  };
+  const one = floatType === ELEM.DOUBLE ? new Float64Array([1]) : new Float32Array([1]);
+  addContribution(req.loss, b.node('ConstantOfShape', [b.shape(req.loss)], { value: tensorAttr({ dataType: floatType, dims: [1], data: one }) }, 'loss_grad/seed'));
+
+  const zeroGradientNodes: string[] = [];
+  for (let i = active.length - 1; i >= 0; i--) {
+    const node = active[i]!;
+    const outGrads = node.outputs.map((o) => (o && toLoss.has(o) ? gradOf(o) : undefined));
+    if (outGrads.every((x) => x === undefined)) continue;
+    if (ZERO_GRADIENT.has(node.opType)) zeroGradientNodes.push(node.name);
+    const ctx = makeContext(node, b, g.opset, outGrads, fromWrt, shapes, constants, floatType);
+    const grads = RULES.get(node.opType)!(ctx);
+    node.inputs.forEach((inp, k) => {
+      const gr = grads[k];
+      if (inp && gr && fromWrt.has(inp)) addContribution(inp, gr);
+    });
+  }
+
+  const grads = new Map<string, string>();
+  for (const w of req.wrt) {
+    const src = gradOf(w) ?? b.zerosLike(w);
+    const outName = b.uniq(`${w}_grad`);
+    b.node('Identity', [src], {}, `${w}_grad/out`, outName);
+    grads.set(w, outName);
+    const s = shapes.get(w);
+    g.outputs.push({ name: outName, elemType: floatType, shape: s ? s.dims.map((d) => (d < 0 ? null : d)) : null });
+  }
+  return { graph: g, grads, zeroGradientNodes };
+}
+
+function makeContext(
+  node: Node,
+  b: GraphBuilder,
+  opset: number,
+  outGrads: (string | undefined)[],
+  fromWrt: Set<string>,
+  shapes: ShapeMap,
+  constants: Map<string, TypedArray>,
+  floatType: number,
+): RuleContext {
+  const unsupported = makeUnsupported(node, opset);
+  const dims = (name: string): number[] => {
+    const s = shapes.get(name);
+    if (!s) throw new BulwarkError('BULWARK_E_INTERNAL', `no static shape known for ${name} (node ${node.name})`);
+    return s.dims;
+  };
+  return {
+    node,
+    b,
+    opset,
+    input: (i) => node.inputs[i] ?? '',
+    output: (i) => node.outputs[i] ?? '',
+    gradOutput: (i) => outGrads[i],
+    needsGrad: (i) => !!node.inputs[i] && fromWrt.has(node.inputs[i]!),
+    dims,
+    elemType: (name) => shapes.get(name)?.elemType ?? floatType,
+    constValue: (name) => constants.get(name) ?? (shapes.get(name)?.value as TypedArray | undefined),
+    ...attrReaders(node),
+    temp: (suffix) => `${node.name}_grad/${suffix}`,
+    ensureOutput: (i) => {
+      while (node.outputs.length <= i) node.outputs.push('');
+      if (!node.outputs[i]) node.outputs[i] = b.uniq(`${node.name}:out${i}`);
+      return node.outputs[i]!;
+    },
+    unbroadcast: (grad, input, gDims) => unbroadcast(b, grad, gDims ?? dims(node.outputs[0]!), input, dims(input)),
+    unsupported,
+  };
+}
+
+/** Sums `grad` (of static dims `gDims`) over the axes that broadcasting added or stretched, back to `input`'s shape. */
+export function unbroadcast(b: GraphBuilder, grad: string, gDims: number[], input: string, inDims: number[]): string {
+  const lead = gDims.length - inDims.length;
+  const axes: number[] = [];
+  for (let i = 0; i < gDims.length; i++) {
+    if (i < lead) axes.push(i);
+    else if (inDims[i - lead] === 1 && gDims[i] !== 1) axes.push(i);
+  }
+  if (axes.length === 0 && lead === 0) return grad;
+  const summed = b.reduceSum(grad, axes, true);
+  const target = inDims.every((d) => d >= 0) ? b.int64(inDims) : b.shape(input);
+  return b.reshape(summed, target);
+}

@@ -1,0 +1,83 @@
+import { BulwarkError, ERROR_CODES } from '../core/errors.js';
+
+/** A CLI command: parses its own argv and returns the process exit code. */
+export interface CommandModule {
+  run(argv: string[]): Promise<number>;
+}
+
+interface CommandEntry {
+  summary: string;
+  load: () => Promise<CommandModule>;
+}
+
+/** The command table. Each command lives in its own file and is imported only when called. */
+export const COMMANDS: Record<string, CommandEntry> = {
+  info: { summary: 'Inputs, outputs, opset, op histogram and differentiability of an ONNX model', load: () => import('./info.js') },
+  predict: { summary: "Run a model and write its raw output as float32 .npy", load: () => import('./predict.js') },
+  grad: { summary: 'Gradient of a loss with respect to the input, as float32 .npy', load: () => import('./grad.js') },
+  train: { summary: 'Train a built-in architecture on a dataset and export ONNX', load: () => import('./train.js') },
+  eval: { summary: 'Accuracy and loss of a model on a dataset', load: () => import('./eval.js') },
+  keygen: { summary: 'Make a hybrid key pair (Ed25519+ML-DSA-65 signing, X25519+ML-KEM-768 encryption): KEY and KEY.pub', load: () => import('./keygen.js') },
+  sign: { summary: 'Sign a model file or folder (OpenSSF model signing, hybrid Ed25519 + ML-DSA-65)', load: () => import('./sign.js') },
+  verify: { summary: 'Verify a model file or folder against its signature; exit 1 if anything differs', load: () => import('./verify.js') },
+  encrypt: { summary: 'Encrypt a file at rest for a public key (AES-256-GCM, hybrid X25519 + ML-KEM-768)', load: () => import('./encrypt.js') },
+  decrypt: { summary: 'Decrypt and authenticate a file written by `bulwark encrypt`', load: () => import('./decrypt.js') },
+};
+
+const VERSION = '0.1.0';
+
+function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  return [
+    'bulwark: a deep-learning security toolkit for ONNX models',
+    '',
+    'Usage: bulwark <command> [options]',
+    '',
+    'Commands:',
+    ...lines,
+    '',
+    'Run `bulwark <command> --help` for the options of a command.',
+    'Exit codes: 0 ok, 1 findings or a failed gate, 2 usage or input error.',
+  ].join('\n');
+}
+
+/** Runs the CLI and maps typed errors to exit codes; never prints a stack for a user error. */
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    process.stdout.write(usage() + '\n');
+    return cmd === undefined ? 2 : 0;
+  }
+  if (cmd === '--version' || cmd === '-V') {
+    process.stdout.write(VERSION + '\n');
+    return 0;
+  }
+  const entry = COMMANDS[cmd];
+  if (!entry) {
+    process.stderr.write(`bulwark: unknown command '${cmd}'\nhint: run \`bulwark --help\` for the list of commands\n`);
+    return 2;
+  }
+  try {
+    const mod = await entry.load();
+    return await mod.run(rest);
+  } catch (e) {
+    return reportError(e);
+  }
+}
+
+/** Prints an error as `bulwark: CODE: message` plus its hint and returns the exit code. */
+export function reportError(e: unknown): number {
+  if (e instanceof BulwarkError) {
+    process.stderr.write(`bulwark: ${e.code}: ${e.message}\nhint: ${e.hint}\n`);
+    return e.exitCode;
+  }
+  const err = e as { code?: string; message?: string };
+  if (err && err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || err?.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' || err?.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
+    process.stderr.write(`bulwark: BULWARK_E_USAGE: ${err.message}\nhint: ${ERROR_CODES.BULWARK_E_USAGE.hint}\n`);
+    return 2;
+  }
+  process.stderr.write(`bulwark: BULWARK_E_INTERNAL: ${err?.message ?? String(e)}\nhint: ${ERROR_CODES.BULWARK_E_INTERNAL.hint}\n`);
+  if (process.env['BULWARK_DEBUG']) process.stderr.write(`${(e as Error)?.stack ?? ''}\n`);
+  return 70;
+}

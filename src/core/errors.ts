@@ -1,0 +1,97 @@
+/**
+ * One registry of Bulwark's error codes. Every error a user can see carries a code, a message that names the
+ * argument at fault, a hint that says how to fix it, and the exit code (CLI) or HTTP status (services) it maps to.
+ * docs/ERRORS.md is generated from this table and a test keeps the two in sync.
+ */
+
+export interface ErrorSpec {
+  /** Exit code of the CLI when this error ends a command. */
+  readonly exit: number;
+  /** HTTP status when this error ends a request. */
+  readonly status: number;
+  /** What the code means, one line (docs). */
+  readonly summary: string;
+  /** The default hint, used when the thrower gives none. */
+  readonly hint: string;
+}
+
+export const ERROR_CODES = {
+  BULWARK_E_USAGE: { exit: 2, status: 400, summary: 'A command line or option is malformed.', hint: 'Run `bulwark <command> --help` for the accepted flags.' },
+  BULWARK_E_ARG: { exit: 2, status: 400, summary: 'An argument has a value out of its accepted range or type.', hint: 'Check the value against the option documentation.' },
+  BULWARK_E_FILE_NOT_FOUND: { exit: 2, status: 404, summary: 'A file named by the user does not exist.', hint: 'Check the path; relative paths are resolved from the current directory.' },
+  BULWARK_E_FILE_READ: { exit: 2, status: 400, summary: 'A file exists but cannot be read.', hint: 'Check permissions and that the path is a regular file.' },
+  BULWARK_E_PATH_ESCAPE: { exit: 2, status: 400, summary: 'A path taken from an input points outside its allowed folder.', hint: 'Keep referenced files inside the model folder; absolute paths, `..` and links out are refused.' },
+  BULWARK_E_ONNX_PARSE: { exit: 2, status: 400, summary: 'A file is not a readable ONNX model (truncated, corrupt, or another format).', hint: 'Re-export the model with torch.onnx.export / tf2onnx / skl2onnx and check it with onnx.checker.' },
+  BULWARK_E_ONNX_INVALID: { exit: 2, status: 400, summary: 'An ONNX model parses but breaks a rule of the format.', hint: 'Run onnx.checker.check_model on the file to see the offending node.' },
+  BULWARK_E_OPSET: { exit: 2, status: 400, summary: 'The model imports an opset Bulwark does not support.', hint: 'Export with an opset from 11 to 21 (torch.onnx.export(..., opset_version=17)).' },
+  BULWARK_E_UNSUPPORTED_OP: { exit: 2, status: 400, summary: 'A node has no gradient rule, so the requested gradient cannot be built.', hint: 'Use a black-box method (square, hsj, or a gradient estimator), or re-export the model with supported ops.' },
+  BULWARK_E_SHAPE: { exit: 2, status: 400, summary: 'A tensor shape does not fit what the model or operation expects.', hint: 'Compare the shape with `bulwark info <model>`.' },
+  BULWARK_E_NONFINITE: { exit: 2, status: 400, summary: 'An input holds NaN or infinite values.', hint: 'Clean or clip the data before passing it in.' },
+  BULWARK_E_LABELS: { exit: 2, status: 400, summary: 'Labels are missing, not integers, or out of the model\'s class range.', hint: 'Labels must be integer class ids in [0, numClasses).' },
+  BULWARK_E_DTYPE: { exit: 2, status: 400, summary: 'A tensor has a data type the operation cannot take.', hint: 'Convert the array (for NumPy: x.astype(np.float32)).' },
+  BULWARK_E_NPY: { exit: 2, status: 400, summary: 'A .npy or .npz file is malformed or uses an unsupported layout.', hint: 'Save with numpy.save / numpy.savez from a numeric (not object) array.' },
+  BULWARK_E_DATA_SPEC: { exit: 2, status: 400, summary: 'A data spec (like mnist:test[0:1000]) cannot be parsed or resolved.', hint: 'Use <dataset>:<split>[start:end] with dataset mnist or fashion-mnist, or a path to .npz/.npy/.csv.' },
+  BULWARK_E_DATA_FORMAT: { exit: 2, status: 400, summary: 'A data file (IDX, CSV, image) is malformed.', hint: 'Check the file is complete and in the documented format.' },
+  BULWARK_E_ARCH: { exit: 2, status: 400, summary: 'An architecture name or spec is unknown or malformed.', hint: 'Use one of the built-in architectures listed by `bulwark train --help`.' },
+  BULWARK_E_MODEL: { exit: 2, status: 400, summary: 'A model cannot serve the requested operation.', hint: 'Check the model\'s inputs and outputs with `bulwark info`.' },
+  BULWARK_E_RUNTIME: { exit: 2, status: 500, summary: 'onnxruntime refused to load or run a graph.', hint: 'Check that the model runs in onnxruntime; the message holds its reason.' },
+  BULWARK_E_SCAN_PARSE: { exit: 2, status: 400, summary: 'A model file given to the scanner is malformed where it was being parsed (pickle, safetensors, npy, tar, Keras config).', hint: 'The scanner reports this as a parse-error finding; re-create the file with its framework, or treat it as untrusted.' },
+  BULWARK_E_LIMIT: { exit: 2, status: 413, summary: 'An input exceeds a safety limit (size, dimensions, element count).', hint: 'Split the input or raise the limit explicitly if the size is legitimate.' },
+  BULWARK_E_FILE_WRITE: { exit: 2, status: 500, summary: 'An output file cannot be written.', hint: 'Check that the output folder exists and is writable and that the disk has room.' },
+  BULWARK_E_KEY: { exit: 2, status: 400, summary: 'A key file is malformed, inconsistent, or of the wrong kind (public where a private key is needed).', hint: 'Use the files written by `bulwark keygen`: KEY (private) to sign and decrypt, KEY.pub to verify and encrypt.' },
+  BULWARK_E_SIG_FORMAT: { exit: 2, status: 400, summary: 'A signature file is not a well-formed DSSE envelope.', hint: 'Pass the .sig file written by `bulwark sign` with --sig.' },
+  BULWARK_E_SIGNATURE: { exit: 1, status: 422, summary: 'A signature does not verify against the model and the key.', hint: 'The model, the signature or the key differs from what was signed; re-sign only if you trust the model\'s origin.' },
+  BULWARK_E_ENC_FORMAT: { exit: 2, status: 400, summary: 'A file is not a Bulwark encrypted file, or uses an unsupported format version.', hint: 'Pass a file written by `bulwark encrypt`.' },
+  BULWARK_E_DECRYPT: { exit: 1, status: 422, summary: 'Decryption failed authentication: wrong key, or the file was modified, truncated or reordered.', hint: 'Use the private key whose KEY.pub encrypted the file; if it is the right key, the file was tampered with or damaged.' },
+  BULWARK_E_INTERNAL: { exit: 70, status: 500, summary: 'A bug in Bulwark.', hint: 'Please report it with the command line that produced it.' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** The error type every Bulwark API throws for a problem the user can act on. */
+export class BulwarkError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string;
+  readonly details: Record<string, unknown> | undefined;
+
+  /**
+   * @param code a registered error code
+   * @param message what went wrong, naming the argument at fault
+   * @param options an optional hint overriding the code's default, structured details, and a cause
+   */
+  constructor(code: ErrorCode, message: string, options: { hint?: string; details?: Record<string, unknown>; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'BulwarkError';
+    this.code = code;
+    this.hint = options.hint ?? ERROR_CODES[code].hint;
+    this.details = options.details;
+  }
+
+  get exitCode(): number {
+    return ERROR_CODES[this.code].exit;
+  }
+
+  get httpStatus(): number {
+    return ERROR_CODES[this.code].status;
+  }
+
+  toJSON(): { code: ErrorCode; message: string; hint: string; details?: Record<string, unknown> } {
+    return { code: this.code, message: this.message, hint: this.hint, ...(this.details ? { details: this.details } : {}) };
+  }
+}
+
+/** Throws a BulwarkError with the given code unless `cond` holds. */
+export function check(cond: unknown, code: ErrorCode, message: string | (() => string), hint?: string): asserts cond {
+  if (!cond) throw new BulwarkError(code, typeof message === 'function' ? message() : message, hint === undefined ? {} : { hint });
+}
+
+/** Marks a broken internal invariant (a Bulwark bug, not a user error). */
+export function internal(message: string): never {
+  throw new BulwarkError('BULWARK_E_INTERNAL', message);
+}
+
+/** Renders the error table of docs/ERRORS.md from the registry. */
+export function renderErrorTable(): string {
+  const rows = Object.entries(ERROR_CODES).map(([code, s]) => `| \`${code}\` | ${s.exit} | ${s.status} | ${s.summary} | ${s.hint.replace(/\|/g, '\\|')} |`);
+  return ['| code | exit | HTTP | meaning | default hint |', '|---|---|---|---|---|', ...rows].join('\n');
+}

@@ -1,0 +1,3 @@
+export * from './session.js';
+export * from './probe.js';
+export * from './model.js';

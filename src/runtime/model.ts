@@ -1,0 +1,326 @@
+import type * as ort from 'onnxruntime-node';
+import { BulwarkError } from '../core/errors.js';
+import { assertFinite, shapeStr, sizeOf, type Float32Tensor } from '../core/tensor.js';
+import { appendHead, headKey, type HeadSpec } from '../autodiff/heads.js';
+import { normalizeOpset, toFloat64 } from '../autodiff/normalize.js';
+import { buildGradient } from '../autodiff/walker.js';
+import { gradientSupport } from '../autodiff/registry.js';
+import { ELEM, cloneGraph, readModel, realInputs, type Graph } from '../onnx/ir.js';
+import { attrNum } from '../onnx/ir.js';
+import { probeShapes } from './probe.js';
+import { createSession, runSession, toOrt } from './session.js';
+
+export type OutputKind = 'logits' | 'probs';
+
+/** Options of loadModel. */
+export interface LoadOptions {
+  /** What the model outputs: auto detects a trailing Softmax (then the heads differentiate the logits before it). */
+  outputKind?: 'auto' | OutputKind;
+  /** onnxruntime intra-op threads; 0 = onnxruntime's choice. */
+  threads?: number;
+  /** Largest batch sent to onnxruntime in one run; larger inputs are split. */
+  batchSize?: number;
+  /** Valid input range, default [0, 1]. */
+  bounds?: [number, number];
+  /** Compute in float64 (for numerical checks); inputs and outputs stay float32 at the API. */
+  float64?: boolean;
+}
+
+/** Result of lossAndGradient. */
+export interface LossAndGradient {
+  /** The model's raw output (logits, or probabilities for probability models). */
+  output: Float32Tensor;
+  /** Per-example loss [N]. */
+  loss: Float32Array;
+  /** Gradient of Σ loss with respect to the input: row i is example i's own gradient. */
+  grad: Float32Tensor;
+}
+
+/** The contract every attack and defense uses (DESIGN.md section 4). */
+export interface Model {
+  /** Input shape with -1 for the batch dim, e.g. [-1, 1, 28, 28]. */
+  readonly inputShape: number[];
+  readonly numClasses: number;
+  readonly bounds: [number, number];
+  readonly outputKind: OutputKind;
+  /** Forward queries answered so far (examples, not batches). */
+  queries: number;
+  predict(x: Float32Tensor): Promise<Float32Tensor>;
+  /** Present on white-box models. */
+  lossAndGradient?(x: Float32Tensor, labels: ArrayLike<number>, head?: HeadSpec, targets?: ArrayLike<number>): Promise<LossAndGradient>;
+}
+
+interface GradSession {
+  session: ort.InferenceSession;
+  labels: string;
+  targets: string | undefined;
+  outputs: { out: string; loss: string; grads: Map<string, string> };
+  zeroGradientNodes: string[];
+}
+
+/**
+ * An ONNX model run by onnxruntime-node, with gradients from Bulwark's autodiff pass. Sessions are cached per
+ * (head, wrt); inputs larger than `batchSize` are split; results do not depend on the split.
+ */
+export class OnnxModel implements Model {
+  readonly graph: Graph;
+  readonly inputName: string;
+  readonly outputName: string;
+  readonly inputShape: number[];
+  readonly numClasses: number;
+  readonly bounds: [number, number];
+  readonly outputKind: OutputKind;
+  /** The value the loss heads differentiate (the logits before a trailing Softmax, when there is one). */
+  readonly logitsName: string;
+  /** How outputKind was decided, for reports. */
+  readonly outputKindReason: string;
+  queries = 0;
+  private readonly threads: number;
+  private readonly batchSize: number;
+  private readonly float64: boolean;
+  private forward: Promise<ort.InferenceSession> | undefined;
+  private readonly gradSessions = new Map<string, Promise<GradSession>>();
+
+  constructor(graph: Graph, opts: LoadOptions = {}) {
+    this.graph = graph;
+    const inputs = realInputs(graph);
+    if (inputs.length !== 1) {
+      throw new BulwarkError('BULWARK_E_MODEL', `the model has ${inputs.length} inputs (${inputs.map((i) => i.name).join(', ')}); Bulwark's Model takes exactly one`);
+    }
+    if (graph.outputs.length < 1) throw new BulwarkError('BULWARK_E_MODEL', 'the model has no outputs');
+    const inp = inputs[0]!;
+    if (inp.elemType !== ELEM.FLOAT) throw new BulwarkError('BULWARK_E_DTYPE', `the model input ${inp.name} is ${inp.elemType === ELEM.DOUBLE ? 'float64' : `type ${inp.elemType}`}; Bulwark's Model takes float32 inputs`);
+    this.inputName = inp.name;
+    this.inputShape = (inp.shape ?? []).map((d, i) => (typeof d === 'number' && d > 0 && i > 0 ? d : -1));
+    if (this.inputShape.length > 0 && typeof inp.shape?.[0] === 'number' && inp.shape[0] > 0) this.inputShape[0] = inp.shape[0];
+    this.outputName = graph.outputs[0]!.name;
+    const outShape = graph.outputs[0]!.shape;
+    const k = outShape && outShape.length >= 2 ? outShape[outShape.length - 1] : undefined;
+    this.numClasses = typeof k === 'number' && k > 0 ? k : 0;
+    this.bounds = opts.bounds ?? [0, 1];
+    this.threads = opts.threads ?? 0;
+    this.batchSize = opts.batchSize ?? 256;
+    this.float64 = opts.float64 ?? false;
+    const softmaxInput = trailingSoftmaxInput(graph, this.outputName);
+    const want = opts.outputKind ?? 'auto';
+    if (want === 'auto') {
+      this.outputKind = softmaxInput ? 'probs' : 'logits';
+      this.logitsName = softmaxInput ?? this.outputName;
+      this.outputKindReason = softmaxInput ? 'the model ends in Softmax: losses use the logits before it' : 'no trailing Softmax: the output is taken as logits';
+    } else if (want === 'probs') {
+      this.outputKind = 'probs';
+      this.logitsName = softmaxInput ?? this.outputName;
+      this.outputKindReason = softmaxInput ? 'probs (given); logits taken before the trailing Softmax' : 'probs (given); losses use log of the output';
+    } else {
+      this.outputKind = 'logits';
+      this.logitsName = this.outputName;
+      this.outputKindReason = 'logits (given)';
+    }
+  }
+
+  /** Runs the model and returns its raw output, float32. */
+  async predict(x: Float32Tensor): Promise<Float32Tensor> {
+    this.checkInput(x);
+    const session = await this.forwardSession();
+    const out = await this.batched(x, async (xb) => {
+      const res = await runSession(session, { [this.inputName]: this.feedX(xb) }, [this.outputName]);
+      return [res[this.outputName]!];
+    });
+    this.queries += x.shape[0]!;
+    return out[0]!;
+  }
+
+  /**
+   * Per-example losses of a fused head and the gradient of their sum with respect to the input.
+   * @param labels class ids in [0, numClasses) (targets of a targeted head)
+   * @throws BulwarkError BULWARK_E_LABELS, BULWARK_E_SHAPE, BULWARK_E_NONFINITE, BULWARK_E_UNSUPPORTED_OP
+   */
+  async lossAndGradient(x: Float32Tensor, labels: ArrayLike<number>, head: HeadSpec = { kind: 'ce' }, targets?: ArrayLike<number>): Promise<LossAndGradient> {
+    this.checkInput(x);
+    this.checkLabels(labels, x.shape[0]!, 'labels');
+    if (targets) this.checkLabels(targets, x.shape[0]!, 'targets');
+    const gs = await this.gradSession(head, [this.inputName]);
+    const gradName = gs.outputs.grads.get(this.inputName)!;
+    const row = sizeOf(x.shape.slice(1));
+    const [out, loss, grad] = await this.batched(x, async (xb, start, end) => {
+      const feeds: Record<string, ort.Tensor> = { [this.inputName]: this.feedX(xb), [gs.labels]: int64Feed(labels, start, end) };
+      if (gs.targets) {
+        if (!targets) throw new BulwarkError('BULWARK_E_ARG', 'this loss head needs target classes');
+        feeds[gs.targets] = int64Feed(targets, start, end);
+      }
+      const res = await runSession(gs.session, feeds, [gs.outputs.out, gs.outputs.loss, gradName]);
+      return [res[gs.outputs.out]!, res[gs.outputs.loss]!, res[gradName]!];
+    });
+    this.queries += x.shape[0]!;
+    if (grad!.data.length !== row * x.shape[0]!) throw new BulwarkError('BULWARK_E_INTERNAL', 'gradient size mismatch');
+    return { output: out!, loss: loss!.data, grad: { ...grad!, shape: [...x.shape] } };
+  }
+
+  /**
+   * Gradients of a head's loss with respect to initializers (parameters), reduced over the batch by sum or mean.
+   * @param params initializer names; default every float initializer
+   */
+  async parameterGradients(x: Float32Tensor, labels: ArrayLike<number>, opts: { head?: HeadSpec; params?: string[]; reduction?: 'sum' | 'mean' } = {}): Promise<{ loss: Float32Array; grads: Map<string, Float32Array> }> {
+    this.checkInput(x);
+    this.checkLabels(labels, x.shape[0]!, 'labels');
+    const params = opts.params ?? [...this.graph.initializers].filter(([, t]) => t.dataType === ELEM.FLOAT && t.data.length > 1).map(([k]) => k);
+    const gs = await this.gradSession(opts.head ?? { kind: 'ce' }, params);
+    const feeds = { [this.inputName]: this.feedX(x), [gs.labels]: int64Feed(labels, 0, x.shape[0]!) };
+    const res = await runSession(gs.session, feeds, [gs.outputs.loss, ...params.map((p) => gs.outputs.grads.get(p)!)]);
+    const scale = opts.reduction === 'mean' ? 1 / x.shape[0]! : 1;
+    const grads = new Map(params.map((p) => {
+      const d = toF32(res[gs.outputs.grads.get(p)!]!.data as Float32Array | Float64Array);
+      if (scale !== 1) for (let i = 0; i < d.length; i++) d[i]! *= scale;
+      return [p, d] as const;
+    }));
+    this.queries += x.shape[0]!;
+    return { loss: toF32(res[gs.outputs.loss]!.data as Float32Array), grads };
+  }
+
+  /** Nodes on the input-gradient path whose derivative is zero almost everywhere (for gradient-masking checks). */
+  async zeroGradientNodes(head: HeadSpec = { kind: 'ce' }): Promise<string[]> {
+    return (await this.gradSession(head, [this.inputName])).zeroGradientNodes;
+  }
+
+  /** Op types of the graph that have no gradient rule (empty when the model is fully differentiable). */
+  unsupportedOps(): string[] {
+    return [...new Set(this.graph.nodes.filter((n) => gradientSupport(n.opType, n.domain) === 'unsupported').map((n) => (n.domain ? `${n.domain}.` : '') + n.opType))];
+  }
+
+  /** Releases every onnxruntime session. */
+  async dispose(): Promise<void> {
+    const all = [...this.gradSessions.values()].map(async (p) => (await p).session.release());
+    if (this.forward) all.push((await this.forward).release());
+    await Promise.all(all);
+    this.gradSessions.clear();
+    this.forward = undefined;
+  }
+
+  private forwardSession(): Promise<ort.InferenceSession> {
+    this.forward ??= createSession(this.float64 ? toFloat64(this.graph) : this.graph, { threads: this.threads });
+    return this.forward;
+  }
+
+  private gradSession(head: HeadSpec, wrt: string[]): Promise<GradSession> {
+    const key = `${headKey(head)}|${wrt.join(',')}`;
+    let p = this.gradSessions.get(key);
+    if (!p) {
+      p = this.buildGradSession(head, wrt);
+      this.gradSessions.set(key, p);
+      p.catch(() => this.gradSessions.delete(key));
+    }
+    return p;
+  }
+
+  private async buildGradSession(head: HeadSpec, wrt: string[]): Promise<GradSession> {
+    let g = normalizeOpset(this.graph);
+    if (this.float64) g = toFloat64(g);
+    const floatType = this.float64 ? ELEM.DOUBLE : ELEM.FLOAT;
+    g = cloneGraph(g);
+    g.outputs = [g.outputs.find((o) => o.name === this.outputName)!];
+    let logits = this.logitsName;
+    if (this.outputKind === 'probs' && logits === this.outputName) {
+      // A probability output without a Softmax we can see through: log-probabilities act as logits.
+      const tiny = this.float64 ? new Float64Array([1e-30]) : new Float32Array([1e-30]);
+      g.initializers.set('bulwark_tiny', { dataType: floatType, dims: [], data: tiny });
+      g.nodes.push({ name: 'bulwark_log_probs', opType: 'Log', domain: '', inputs: ['bulwark_log_probs/max'], outputs: ['bulwark_log_probs:out'], attrs: new Map() });
+      g.nodes.push({ name: 'bulwark_log_probs/clamp', opType: 'Max', domain: '', inputs: [this.outputName, 'bulwark_tiny'], outputs: ['bulwark_log_probs/max'], attrs: new Map() });
+      logits = 'bulwark_log_probs:out';
+    }
+    const numClasses = this.numClasses || (await probeShapes(g)).get(logits)?.dims.at(-1) || 0;
+    const h = appendHead(g, logits, numClasses, head, floatType);
+    const shapes = await probeShapes(g, this.probeDims());
+    const res = buildGradient({ graph: g, shapes, loss: h.loss, wrt });
+    const session = await createSession(res.graph, { threads: this.threads });
+    return { session, labels: h.labels, targets: h.targets, outputs: { out: this.outputName, loss: h.loss, grads: res.grads }, zeroGradientNodes: res.zeroGradientNodes };
+  }
+
+  private probeDims(): Record<string, number[]> {
+    return {};
+  }
+
+  private feedX(x: Float32Tensor): ort.Tensor {
+    if (this.float64) return toOrt(ELEM.DOUBLE, Float64Array.from(x.data), x.shape);
+    return toOrt(ELEM.FLOAT, x.data, x.shape);
+  }
+
+  private async batched(x: Float32Tensor, run: (xb: Float32Tensor, start: number, end: number) => Promise<ort.Tensor[]>): Promise<Float32Tensor[]> {
+    const n = x.shape[0]!;
+    const row = sizeOf(x.shape.slice(1));
+    const chunks: ort.Tensor[][] = [];
+    for (let s = 0; s < n; s += this.batchSize) {
+      const e = Math.min(n, s + this.batchSize);
+      chunks.push(await run({ data: x.data.subarray(s * row, e * row), shape: [e - s, ...x.shape.slice(1)], dtype: 'float32' }, s, e));
+    }
+    if (chunks.length === 0) return [];
+    return chunks[0]!.map((_, k) => {
+      const parts = chunks.map((c) => c[k]!);
+      const total = parts.reduce((a, p) => a + p.data.length, 0);
+      const data = new Float32Array(total);
+      let off = 0;
+      for (const p of parts) {
+        data.set(p.data as Float32Array | Float64Array, off);
+        off += p.data.length;
+      }
+      const first = parts[0]!;
+      const rows = parts.reduce((a, p) => a + (p.dims[0] ?? 1), 0);
+      return { data, shape: first.dims.length ? [rows, ...first.dims.slice(1)] : [], dtype: 'float32' as const };
+    });
+  }
+
+  private checkInput(x: Float32Tensor): void {
+    if (!(x.data instanceof Float32Array)) throw new BulwarkError('BULWARK_E_DTYPE', 'input must be float32');
+    const want = this.inputShape;
+    const got = x.shape;
+    if (got.length !== want.length || got.some((d, i) => i > 0 && want[i]! > 0 && d !== want[i])) {
+      const hint = got.length === want.length - 1 ? ' (add a batch dimension)' : got.length === 2 && want.length === 4 ? ' (reshape flat rows to the image shape)' : '';
+      throw new BulwarkError('BULWARK_E_SHAPE', `input has shape ${shapeStr(got)}; the model expects ${shapeStr(want.map((d, i) => (i === 0 && d < 0 ? 'N' : d < 0 ? '?' : d)))}${hint}`);
+    }
+    if (got[0] === 0) throw new BulwarkError('BULWARK_E_SHAPE', 'input has no examples (batch of 0)');
+    assertFinite(x.data, 'input');
+  }
+
+  private checkLabels(labels: ArrayLike<number>, n: number, what: string): void {
+    if (labels.length !== n) throw new BulwarkError('BULWARK_E_LABELS', `${what} has ${labels.length} entries for ${n} inputs`);
+    const k = this.numClasses;
+    for (let i = 0; i < labels.length; i++) {
+      const v = labels[i]!;
+      if (!Number.isInteger(v) || v < 0 || (k > 0 && v >= k)) {
+        throw new BulwarkError('BULWARK_E_LABELS', `${what}[${i}] = ${v} is not a class id in [0, ${k})`);
+      }
+    }
+  }
+}
+
+function int64Feed(values: ArrayLike<number>, start: number, end: number): ort.Tensor {
+  const out = new BigInt64Array(end - start);
+  for (let i = start; i < end; i++) out[i - start] = BigInt(values[i]!);
+  return toOrt(ELEM.INT64, out, [end - start]);
+}
+
+function toF32(d: Float32Array | Float64Array): Float32Array {
+  return d instanceof Float32Array ? new Float32Array(d) : Float32Array.from(d);
+}
+
+/** The input of a Softmax that produces `output` over the class axis, or undefined. */
+export function trailingSoftmaxInput(g: Graph, output: string): string | undefined {
+  const producer = g.nodes.find((n) => n.outputs.includes(output));
+  if (!producer || producer.opType !== 'Softmax') return undefined;
+  const rank = g.outputs.find((o) => o.name === output)?.shape?.length ?? 2;
+  const axis = attrNum(producer, 'axis', g.opset < 13 ? 1 : -1);
+  const last = axis === -1 || axis === rank - 1;
+  return last ? producer.inputs[0] : undefined;
+}
+
+/**
+ * Loads an ONNX model from a path or bytes.
+ * @throws BulwarkError BULWARK_E_FILE_NOT_FOUND, BULWARK_E_ONNX_PARSE, BULWARK_E_MODEL, BULWARK_E_OPSET
+ * @example const m = await loadModel('cnn.onnx'); const logits = await m.predict(x);
+ */
+export async function loadModel(source: string | Uint8Array, opts: LoadOptions = {}): Promise<OnnxModel> {
+  const g = readModel(source);
+  if (g.opset < 11 || g.opset > 21) {
+    throw new BulwarkError('BULWARK_E_OPSET', `the model uses opset ${g.opset}; Bulwark supports opsets 11 to 21`);
+  }
+  return new OnnxModel(g, opts);
+}

@@ -1,0 +1,75 @@
+import * as ort from 'onnxruntime-node';
+import { BulwarkError } from '../core/errors.js';
+import type { Tensor, TypedArray, DType } from '../core/tensor.js';
+import { ELEM, writeModelBytes, type Graph } from '../onnx/ir.js';
+
+/** Options of the onnxruntime sessions Bulwark creates. */
+export interface SessionOptions {
+  /** Threads one operator may use; 0 lets onnxruntime choose. */
+  threads?: number;
+}
+
+let defaultThreads = 0;
+
+/** Sets the thread count used by sessions created without an explicit `threads`. */
+export function setDefaultThreads(n: number): void {
+  defaultThreads = n;
+}
+
+/** Creates an onnxruntime session for a Graph (or ONNX bytes), with Bulwark's defaults. */
+export async function createSession(model: Graph | Uint8Array, opts: SessionOptions = {}): Promise<ort.InferenceSession> {
+  const bytes = model instanceof Uint8Array ? model : writeModelBytes(model);
+  const threads = opts.threads ?? defaultThreads;
+  try {
+    return await ort.InferenceSession.create(bytes, {
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      graphOptimizationLevel: 'all',
+      logSeverityLevel: 3,
+    });
+  } catch (e) {
+    throw new BulwarkError('BULWARK_E_RUNTIME', `onnxruntime could not load the graph: ${(e as Error).message}`);
+  }
+}
+
+/** Runs a session, mapping runtime failures to BULWARK_E_RUNTIME. */
+export async function runSession(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, outputs?: string[]): Promise<Record<string, ort.Tensor>> {
+  try {
+    return (await (outputs ? session.run(feeds, outputs) : session.run(feeds))) as Record<string, ort.Tensor>;
+  } catch (e) {
+    throw new BulwarkError('BULWARK_E_RUNTIME', `onnxruntime failed to run the graph: ${(e as Error).message}`);
+  }
+}
+
+const ORT_TYPE: Record<number, ort.Tensor.Type> = {
+  [ELEM.FLOAT]: 'float32',
+  [ELEM.DOUBLE]: 'float64',
+  [ELEM.INT64]: 'int64',
+  [ELEM.INT32]: 'int32',
+  [ELEM.UINT8]: 'uint8',
+  [ELEM.INT8]: 'int8',
+  [ELEM.BOOL]: 'bool',
+  [ELEM.INT16]: 'int16',
+  [ELEM.UINT16]: 'uint16',
+  [ELEM.UINT32]: 'uint32',
+  [ELEM.UINT64]: 'uint64',
+  [ELEM.FLOAT16]: 'float16',
+};
+
+/** The onnxruntime type name for an ONNX element type. */
+export function ortType(elem: number): ort.Tensor.Type {
+  const t = ORT_TYPE[elem];
+  if (!t) throw new BulwarkError('BULWARK_E_DTYPE', `element type ${elem} is not supported by the runtime`);
+  return t;
+}
+
+/** Wraps a typed array as an onnxruntime tensor without copying. */
+export function toOrt(elem: number, data: TypedArray, dims: readonly number[]): ort.Tensor {
+  return new ort.Tensor(ortType(elem), data as never, dims);
+}
+
+/** Converts an onnxruntime output to a Bulwark tensor (shares the output's buffer). */
+export function fromOrt(t: ort.Tensor): Tensor {
+  return { data: t.data as TypedArray, shape: [...t.dims], dtype: t.type as DType };
+}

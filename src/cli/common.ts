@@ -1,0 +1,61 @@
+import { BulwarkError } from '../core/errors.js';
+import type { Float32Tensor, Tensor } from '../core/tensor.js';
+import { readNpy } from '../data/npy.js';
+import { loadData } from '../data/spec.js';
+import { loadModel, type OnnxModel } from '../runtime/model.js';
+import { numberFlag } from './args.js';
+
+/** Shared flags of commands that load a model. */
+export const MODEL_FLAGS = {
+  model: { type: 'string' },
+  'output-kind': { type: 'string' },
+  threads: { type: 'string' },
+  'batch-size': { type: 'string' },
+} as const;
+
+/** Loads --model with --output-kind/--threads/--batch-size applied. */
+export async function modelFromFlags(values: Record<string, unknown>, modelPath: string): Promise<OnnxModel> {
+  const kind = (values['output-kind'] as string | undefined) ?? 'auto';
+  if (!['auto', 'logits', 'probs'].includes(kind)) throw new BulwarkError('BULWARK_E_ARG', `--output-kind must be auto, logits or probs, got ${JSON.stringify(kind)}`);
+  return loadModel(modelPath, {
+    outputKind: kind as 'auto' | 'logits' | 'probs',
+    threads: numberFlag(values, 'threads', 0, 0, 256, true),
+    batchSize: numberFlag(values, 'batch-size', 256, 1, 1 << 20, true),
+  });
+}
+
+/** Reads a float input array from .npy (float32, or float64 converted). */
+export function readFloatInput(file: string, what: string): Float32Tensor {
+  const t = readNpy(file, what);
+  if (t.dtype === 'float32') return t as Float32Tensor;
+  if (t.dtype === 'float64') return { data: Float32Array.from(t.data as Float64Array), shape: t.shape, dtype: 'float32' };
+  throw new BulwarkError('BULWARK_E_DTYPE', `${what}: ${file} holds ${t.dtype}; a float32 array is expected`, { hint: 'Save it with numpy.save(path, x.astype(numpy.float32)).' });
+}
+
+/** Reads integer class labels from .npy. */
+export function readLabels(file: string, what: string): Int32Array {
+  const t: Tensor = readNpy(file, what);
+  if (t.shape.length !== 1) throw new BulwarkError('BULWARK_E_LABELS', `${what}: labels must be a 1-D array, got shape [${t.shape.join(',')}]`);
+  if (!/^u?int/.test(t.dtype)) {
+    throw new BulwarkError('BULWARK_E_LABELS', `${what}: labels must be integers, got ${t.dtype}`, { hint: 'Save them with numpy.save(path, y.astype(numpy.int64)).' });
+  }
+  return Int32Array.from(t.data as ArrayLike<number | bigint>, (v) => Number(v));
+}
+
+/** The inputs (and labels when known) named by --input/--labels or --data. */
+export async function inputsFromFlags(values: Record<string, unknown>, opts: { labels: 'required' | 'optional' }): Promise<{ x: Float32Tensor; y: Int32Array | undefined; source: string }> {
+  const input = values['input'] as string | undefined;
+  const data = values['data'] as string | undefined;
+  if (input && data) throw new BulwarkError('BULWARK_E_USAGE', 'give either --input or --data, not both');
+  if (!input && !data) throw new BulwarkError('BULWARK_E_USAGE', 'missing --input X.npy (or --data SPEC)');
+  if (data) {
+    const ds = await loadData(data);
+    if (opts.labels === 'required' && !ds.y) throw new BulwarkError('BULWARK_E_LABELS', `--data ${data} has no labels`);
+    return { x: ds.x, y: ds.y, source: data };
+  }
+  const x = readFloatInput(input!, '--input');
+  const labelsFile = values['labels'] as string | undefined;
+  if (!labelsFile && opts.labels === 'required') throw new BulwarkError('BULWARK_E_USAGE', 'missing --labels Y.npy (integer class ids)');
+  const y = labelsFile ? readLabels(labelsFile, '--labels') : undefined;
+  return { x, y, source: input! };
+}

@@ -1,0 +1,22 @@
+import { writeNpy } from '../data/npy.js';
+import { parseFlags, printJson, required } from './args.js';
+import { MODEL_FLAGS, inputsFromFlags, modelFromFlags } from './common.js';
+
+const HELP = `bulwark predict --model M.onnx (--input X.npy | --data SPEC) --out P.npy [--output-kind auto|logits|probs] [--threads T] [--batch-size B] [--json]
+
+Runs the model and writes its raw output (float32) to --out.`;
+
+export async function run(argv: string[]): Promise<number> {
+  const p = parseFlags(argv, { ...MODEL_FLAGS, input: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' } }, HELP);
+  if (!p) return 0;
+  const v = p.values;
+  const model = await modelFromFlags(v, required(v, 'model', HELP));
+  const out = required(v, 'out', HELP);
+  const { x } = await inputsFromFlags(v, { labels: 'optional' });
+  const y = await model.predict(x);
+  writeNpy(out, y);
+  await model.dispose();
+  if (v['json']) printJson({ out, shape: y.shape, n: x.shape[0] });
+  else process.stdout.write(`wrote ${out} [${y.shape.join(',')}]\n`);
+  return 0;
+}

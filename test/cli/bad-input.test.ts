@@ -1,0 +1,102 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { encodeNpy } from '../../src/data/npy.js';
+import { GraphBuilder } from '../../src/onnx/builder.js';
+import { ELEM, writeModelBytes, type Graph } from '../../src/onnx/ir.js';
+import { repoRoot } from '../helpers.js';
+
+const bin = path.join(repoRoot, 'bin', 'bulwark.js');
+const fx = path.join(repoRoot, 'fixtures', 'torch', 'cnn_norm');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bulwark-cli-'));
+
+function cli(...args: string[]) {
+  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8' });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function npy(name: string, data: Float32Array | BigInt64Array, shape: number[]): string {
+  const file = path.join(tmp, name);
+  fs.writeFileSync(file, encodeNpy({ data, shape, dtype: data instanceof Float32Array ? 'float32' : 'int64' }));
+  return file;
+}
+
+/** A model whose output passes through Hardmax, which has no gradient rule. */
+function hardmaxModel(): string {
+  const g: Graph = {
+    name: 'hm', nodes: [], inputs: [{ name: 'input', elemType: ELEM.FLOAT, shape: ['N', 4] }], outputs: [], initializers: new Map(), valueInfo: new Map(),
+    opset: 17, opsetImports: [{ domain: '', version: 17 }], irVersion: 8, producerName: 'test', producerVersion: '', docString: '', metadata: {}, functions: [],
+  };
+  const b = new GraphBuilder(g);
+  const w = b.floats('w', Array.from({ length: 12 }, (_, i) => (i % 5) / 5 - 0.4), [4, 3]);
+  const out = b.node('Hardmax', [b.node('MatMul', ['input', w])], {}, 'hardmax', 'output');
+  g.outputs.push({ name: out, elemType: ELEM.FLOAT, shape: ['N', 3] });
+  const file = path.join(tmp, 'hardmax.onnx');
+  fs.writeFileSync(file, writeModelBytes(g));
+  return file;
+}
+
+function assertUserError(r: ReturnType<typeof cli>, code: string, pattern?: RegExp) {
+  assert.equal(r.code, 2, `exit code ${r.code}; stderr: ${r.stderr}`);
+  assert.match(r.stderr, new RegExp(`bulwark: ${code}: `));
+  assert.match(r.stderr, /\nhint: /);
+  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  if (pattern) assert.match(r.stderr, pattern);
+}
+
+const good = { x: path.join(fx, 'x.npy'), y: path.join(fx, 'y.npy'), m: path.join(fx, 'model.onnx') };
+
+test('a missing model file is a clear error', () => {
+  assertUserError(cli('grad', '--model', path.join(tmp, 'none.onnx'), '--input', good.x, '--labels', good.y, '--out', path.join(tmp, 'g.npy')), 'BULWARK_E_FILE_NOT_FOUND');
+});
+
+test('a truncated ONNX file and a non-ONNX file are clear errors', () => {
+  const trunc = path.join(tmp, 'trunc.onnx');
+  fs.writeFileSync(trunc, fs.readFileSync(good.m).subarray(0, 200));
+  assertUserError(cli('info', trunc), 'BULWARK_E_ONNX_PARSE');
+  assertUserError(cli('predict', '--model', path.join(repoRoot, 'package.json'), '--input', good.x, '--out', path.join(tmp, 'p.npy')), 'BULWARK_E_ONNX_PARSE');
+});
+
+test('an op without a gradient rule is named', () => {
+  const m = hardmaxModel();
+  const x = npy('x4.npy', new Float32Array(8).fill(0.5), [2, 4]);
+  const y = npy('y4.npy', new BigInt64Array([0n, 1n]), [2]);
+  assertUserError(cli('grad', '--model', m, '--input', x, '--labels', y, '--out', path.join(tmp, 'g.npy')), 'BULWARK_E_UNSUPPORTED_OP', /Hardmax/);
+  const info = JSON.parse(cli('info', m, '--json').stdout.trim().split('\n').pop()!);
+  assert.deepEqual(info.unsupportedOps, ['Hardmax']);
+  assert.equal(info.differentiable, false);
+});
+
+test('a wrong input shape says what the model expects', () => {
+  const x = npy('x3.npy', new Float32Array(3 * 28 * 28), [3, 28, 28]);
+  assertUserError(cli('predict', '--model', good.m, '--input', x, '--out', path.join(tmp, 'p.npy')), 'BULWARK_E_SHAPE', /expects \[N,1,28,28\]/);
+});
+
+test('NaN inputs are refused', () => {
+  const d = new Float32Array(2 * 784).fill(0.5);
+  d[17] = NaN;
+  const x = npy('xnan.npy', d, [2, 1, 28, 28]);
+  assertUserError(cli('predict', '--model', good.m, '--input', x, '--out', path.join(tmp, 'p.npy')), 'BULWARK_E_NONFINITE', /index 17/);
+});
+
+test('labels out of range are refused', () => {
+  const x = npy('x2.npy', new Float32Array(2 * 784).fill(0.5), [2, 1, 28, 28]);
+  const y = npy('ybad.npy', new BigInt64Array([3n, 10n]), [2]);
+  assertUserError(cli('grad', '--model', good.m, '--input', x, '--labels', y, '--out', path.join(tmp, 'g.npy')), 'BULWARK_E_LABELS', /\[1\] = 10/);
+});
+
+test('unknown flags are usage errors', () => {
+  assertUserError(cli('grad', '--model', good.m, '--bogus', '1'), 'BULWARK_E_USAGE');
+});
+
+test('grad writes the per-example input gradient that PyTorch computed', () => {
+  const out = path.join(tmp, 'g_ok.npy');
+  const r = cli('grad', '--model', good.m, '--input', good.x, '--labels', good.y, '--out', out, '--json');
+  assert.equal(r.code, 0, r.stderr);
+  const res = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  assert.deepEqual(res.shape, [6, 1, 28, 28]);
+  assert.ok(fs.statSync(out).size > 6 * 784 * 4);
+});

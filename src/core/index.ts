@@ -1,0 +1,5 @@
+export * from './errors.js';
+export * from './tensor.js';
+export * from './rng.js';
+export * from './fsio.js';
+export * from './zip.js';

@@ -1,0 +1,43 @@
+/** Encryption at rest and Bulwark hybrid keys (Ed25519 + ML-DSA-65 signing, X25519 + ML-KEM-768 encryption). */
+export {
+  BulwarkPrivateKey,
+  KEY_FILE_FORMAT,
+  KEY_FILE_VERSION,
+  KEY_LENGTHS,
+  encryptionKeyId,
+  generateKeyPair,
+  isKeyId,
+  loadPrivateKey,
+  loadPublicKey,
+  makePublicKey,
+  parsePrivateKey,
+  parsePublicKey,
+  privateKeyPermissionWarning,
+  saveKeyPair,
+  serializePrivateKey,
+  serializePublicKey,
+  signingKeyId,
+  type BulwarkKeyPair,
+  type BulwarkPublicKey,
+  type EncryptionPublicKey,
+  type KeyFilePaths,
+  type SigningPublicKey,
+} from './keys.js';
+export {
+  DEFAULT_CHUNK_SIZE,
+  ENC_MAGIC,
+  ENC_SUITE,
+  ENC_VERSION,
+  HEADER_LAYOUT,
+  MAX_CHUNK_SIZE,
+  MIN_CHUNK_SIZE,
+  TAG_LENGTH,
+  decryptFile,
+  encryptFile,
+  parseEncryptedHeader,
+  type CryptOptions,
+  type CryptResult,
+  type EncryptedHeader,
+} from './encrypt.js';
+export { AtomicFile, writeFileAtomicMode } from './atomic.js';
+export { constantTimeEqual, decodeBase64Strict } from './encoding.js';

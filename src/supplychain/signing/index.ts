@@ -1,0 +1,46 @@
+/** Hybrid (Ed25519 + ML-DSA-65) model signing in the OpenSSF Model Signing layout: in-toto Statement v1 in DSSE. */
+export {
+  IN_TOTO_PAYLOAD_TYPE,
+  MAX_SIGNATURE_FILE_BYTES,
+  makeEnvelope,
+  parseEnvelope,
+  preAuthEncoding,
+  serializeEnvelope,
+  type DsseEnvelope,
+  type DsseSignature,
+  type ParsedEnvelope,
+} from './dsse.js';
+export {
+  FOLDER_SIGNATURE_NAME,
+  PREDICATE_TYPE,
+  STATEMENT_TYPE,
+  buildStatement,
+  compareNames,
+  hashModel,
+  isSafeRelativeName,
+  parseStatement,
+  rootDigest,
+  type HashOptions,
+  type HashedFile,
+  type ModelDigest,
+  type ModelStatement,
+  type RefusedEntry,
+  type Resource,
+  type Serialization,
+} from './manifest.js';
+export {
+  assertVerified,
+  checkEnvelopeSignatures,
+  defaultSignaturePath,
+  readSignature,
+  signPath,
+  verifyPath,
+  writeSignature,
+  type FileCheck,
+  type SignOptions,
+  type SignResult,
+  type SignatureStatus,
+  type VerifyOptions,
+  type VerifyResult,
+} from './sign.js';
+export { benchmarkSigning, type BenchOptions, type BenchResult } from './bench.js';

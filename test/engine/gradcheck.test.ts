@@ -89,6 +89,8 @@ const CASES: Case[] = [
   { op: 'Conv', inputs: [x([1, 2, 7, 6]), x([2, 2, 3, 2])], attrs: { auto_pad: 'SAME_UPPER', strides: [2, 2] }, name: 'Conv SAME_UPPER' },
   { op: 'Conv', inputs: [x([1, 2, 7, 6]), x([2, 2, 2, 3])], attrs: { auto_pad: 'SAME_LOWER', strides: [2, 2] }, name: 'Conv SAME_LOWER' },
   { op: 'Conv', inputs: [x([2, 2, 6, 6]), x([4, 1, 3, 3])], attrs: { auto_pad: 'VALID', group: 2, strides: [3, 3] }, name: 'Conv VALID depthwise-ish' },
+  { op: 'Conv', inputs: [x([1, 8, 5, 5]), x([4, 8, 3, 3]), x([4])], attrs: { pads: [1, 1, 1, 1] }, name: 'Conv unit stride, 8 channels (flipped-kernel path)' },
+  { op: 'Conv', inputs: [x([1, 16, 6, 5]), x([4, 8, 3, 2])], attrs: { group: 2, dilations: [2, 1], pads: [2, 0, 1, 1] }, name: 'Conv unit stride grouped dilated asymmetric (flipped-kernel path)' },
   { op: 'ConvTranspose', inputs: [x([2, 4, 3, 3]), x([4, 3, 3, 3]), x([6])], attrs: { strides: [2, 2], pads: [1, 1, 1, 1], output_padding: [1, 1], group: 2 }, name: 'ConvTranspose grouped output_padding' },
   { op: 'ConvTranspose', inputs: [x([1, 2, 5]), x([2, 3, 4])], attrs: { strides: [3], dilations: [2] }, name: 'ConvTranspose 1-D dilated' },
   { op: 'MaxPool', inputs: [x([2, 2, 7, 7])], attrs: { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], ceil_mode: 1 }, name: 'MaxPool overlapping ceil pads' },

@@ -86,6 +86,19 @@ export function convWeightGrad(c: RuleContext, x: string, dY: string, cin: numbe
   return b.transpose(fitted, [1, 0, ...Array.from({ length: n }, (_, i) => i + 2)]);
 }
 
+/** W [g·Cog, Cig, *k] -> [g·Cig, Cog, *k] with every spatial axis reversed: the kernel of the transposed convolution. */
+function flippedKernel(c: RuleContext, wt: string, wd: number[], group: number): string {
+  const b = c.b;
+  const n = wd.length - 2;
+  const [m, cig] = [wd[0]!, wd[1]!];
+  const k = wd.slice(2);
+  const w5 = b.reshape(wt, b.int64([group, m / group, cig, ...k]));
+  const t = b.transpose(w5, [0, 2, 1, ...Array.from({ length: n }, (_, i) => i + 3)]);
+  const swapped = b.reshape(t, b.int64([group * cig, m / group, ...k]));
+  const axes = Array.from({ length: n }, (_, i) => i + 2);
+  return b.node('Slice', [swapped, b.int64(axes.map(() => -1)), b.int64(axes.map(() => -(2 ** 62))), b.int64(axes), b.int64(axes.map(() => -1))]);
+}
+
 export const convRules: RuleTable = {
   // dX = ConvTranspose(dY, W) cut to X's extent; dW = conv of X with dY; dB = Σ dY over batch and space
   Conv: (c) => {
@@ -100,9 +113,17 @@ export const convRules: RuleTable = {
     const n = kernel.length;
     let dx: string | undefined;
     if (c.needsGrad(0)) {
-      const ct = b.node('ConvTranspose', [dY, wt], { strides: w.strides, dilations: w.dilations, group, pads: [...w.padsBegin, ...new Array(n).fill(0)], kernel_shape: kernel });
-      const have = outSpatial.map((o, i) => (o - 1) * w.strides[i]! + (kernel[i]! - 1) * w.dilations[i]! + 1 - w.padsBegin[i]!);
-      dx = fitSpatial(c, ct, have, w.spatial);
+      const fullPad = kernel.map((k, i) => (k - 1) * w.dilations[i]!);
+      if (c.dims(x)[1]! / group >= 8 && w.strides.every((s) => s === 1) && w.padsBegin.every((p, i) => p <= fullPad[i]!) && w.padsEnd.every((p, i) => p <= fullPad[i]!)) {
+        // Unit stride and enough channels: dX is a plain Conv of dY with the flipped, channel-swapped kernel, which runs on the fast
+        // convolution path (ConvTranspose does not); the weight transform is constant-folded at session start.
+        const pads = [...w.padsBegin.map((p, i) => fullPad[i]! - p), ...w.padsEnd.map((p, i) => fullPad[i]! - p)];
+        dx = b.node('Conv', [dY, flippedKernel(c, wt, wd, group)], { dilations: w.dilations, group, pads, kernel_shape: kernel });
+      } else {
+        const ct = b.node('ConvTranspose', [dY, wt], { strides: w.strides, dilations: w.dilations, group, pads: [...w.padsBegin, ...new Array(n).fill(0)], kernel_shape: kernel });
+        const have = outSpatial.map((o, i) => (o - 1) * w.strides[i]! + (kernel[i]! - 1) * w.dilations[i]! + 1 - w.padsBegin[i]!);
+        dx = fitSpatial(c, ct, have, w.spatial);
+      }
     }
     const dw = c.needsGrad(1) ? convWeightGrad(c, x, dY, c.dims(x)[1]!, group, w, outSpatial) : undefined;
     const db = bias && c.needsGrad(2) ? b.reduceSum(dY, [0, ...Array.from({ length: n }, (_, i) => i + 2)], false) : undefined;

@@ -1,0 +1,146 @@
+/**
+ * Engine benchmark: cnn-small on MNIST at batch 128, Bulwark (onnxruntime-node + its gradient graphs) side by side
+ * with PyTorch (bench/torch_bench.py, same weights, same batch, same thread count), in one run.
+ * Writes the figures to docs/BENCHMARKS.md. Needs /usr/bin/python3 with torch (Debian's python3-torch).
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { performance } from 'node:perf_hooks';
+import { loadData } from '../src/data/spec.js';
+import { encodeNpy } from '../src/data/npy.js';
+import { loadModel } from '../src/runtime/model.js';
+import { createSession, runSession, toOrt } from '../src/runtime/session.js';
+import { GraphBuilder } from '../src/onnx/builder.js';
+import { ELEM, type Graph } from '../src/onnx/ir.js';
+import { buildArch } from '../src/nn/zoo.js';
+import { TrainingSession } from '../src/nn/train.js';
+import { makeOptimizer } from '../src/nn/optim.js';
+import { Rng } from '../src/core/rng.js';
+import type { Float32Tensor } from '../src/core/tensor.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const BATCH = 128;
+const ITERS = Number(process.env['BENCH_ITERS'] ?? 30);
+// Forward FLOPs of cnn-small per image (multiply-adds x 2): conv1, conv2, fc1, fc2.
+const FWD_FLOPS = 2 * (28 * 28 * 32 * 9 + 14 * 14 * 64 * 32 * 9 + 3136 * 128 + 128 * 10);
+
+async function median(fn: () => Promise<unknown>, iters = ITERS, warmup = 3): Promise<number> {
+  for (let i = 0; i < warmup; i++) await fn();
+  const t: number[] = [];
+  for (let i = 0; i < iters; i++) {
+    const s = performance.now();
+    await fn();
+    t.push(performance.now() - s);
+  }
+  t.sort((a, b) => a - b);
+  return t[Math.floor(t.length / 2)]!;
+}
+
+/** float32 GEMM rate of onnxruntime's MatMul (MLAS), 1024x1024, as the machine's matrix-multiply peak. */
+async function matmulPeak(threads: number): Promise<number> {
+  const n = 1024;
+  const g: Graph = {
+    name: 'mm', nodes: [], inputs: [{ name: 'a', elemType: ELEM.FLOAT, shape: [n, n] }, { name: 'b', elemType: ELEM.FLOAT, shape: [n, n] }], outputs: [],
+    initializers: new Map(), valueInfo: new Map(), opset: 17, opsetImports: [{ domain: '', version: 17 }], irVersion: 8, producerName: 'bench', producerVersion: '', docString: '', metadata: {}, functions: [],
+  };
+  const out = new GraphBuilder(g).node('MatMul', ['a', 'b']);
+  g.outputs.push({ name: out, elemType: ELEM.FLOAT, shape: [n, n] });
+  const s = await createSession(g, { threads });
+  const a = toOrt(ELEM.FLOAT, new Float32Array(n * n).fill(0.5), [n, n]);
+  const ms = await median(() => runSession(s, { a, b: a }), 10, 2);
+  await s.release();
+  return (2 * n ** 3) / (ms / 1000) / 1e9;
+}
+
+/** One training step as PyTorch's side times it: forward, mean cross-entropy, backward, SGD momentum update. */
+async function trainStepMs(threads: number, x: Float32Tensor, y: Int32Array): Promise<number> {
+  const net = buildArch('cnn-small', { seed: 0 });
+  const ts = await TrainingSession.create(net, { threads });
+  const opt = makeOptimizer('sgd', net.params(), { lr: 0.01, momentum: 0.9 });
+  const rng = new Rng(0);
+  const n = x.shape[0]!;
+  const ms = await median(async () => {
+    const r = await ts.step(x, y, rng);
+    for (const g of r.grads) for (let i = 0; i < g.length; i++) g[i]! /= n;
+    opt.step(r.grads);
+  });
+  await ts.release();
+  return ms;
+}
+
+async function bulwarkSide(onnxPath: string, threads: number, x: Float32Tensor, y: Int32Array) {
+  const model = await loadModel(onnxPath, { threads, batchSize: BATCH });
+  const forwardMs = await median(() => model.predict(x));
+  const inputGradMs = await median(() => model.lossAndGradient(x, y, { kind: 'ce' }));
+  await model.dispose();
+  return { forwardMs, inputGradMs, trainStepMs: await trainStepMs(threads, x, y) };
+}
+
+function torchSide(weights: string, xFile: string, yFile: string, threads: number): Record<string, number | string> {
+  const r = spawnSync('/usr/bin/python3', [path.join(root, 'bench', 'torch_bench.py'), '--weights', weights, '--threads', String(threads), '--batch', String(BATCH), '--iters', String(ITERS), '--input', xFile, '--labels', yFile, '--json'], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(threads) } });
+  if (r.status !== 0) throw new Error(`torch_bench.py failed: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!);
+}
+
+async function main() {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bulwark-bench-'));
+  const net = buildArch('cnn-small', { seed: 0 });
+  const onnxPath = path.join(tmp, 'cnn-small.onnx');
+  net.saveOnnx(onnxPath);
+  const weights = path.join(tmp, 'w.npz');
+  net.saveNpz(weights);
+  const ds = await loadData(`mnist:test[0:${BATCH}]`);
+  const x = ds.x;
+  const y = ds.y!;
+  const xFile = path.join(tmp, 'x.npy');
+  const yFile = path.join(tmp, 'y.npy');
+  fs.writeFileSync(xFile, encodeNpy({ data: ds.x.data, shape: ds.x.shape, dtype: 'float32' }));
+  fs.writeFileSync(yFile, encodeNpy({ data: BigInt64Array.from(y, (v) => BigInt(v)), shape: [y.length], dtype: 'int64' }));
+  const rows: string[] = [];
+  const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
+  for (const threads of [1, 2]) {
+    const b = await bulwarkSide(onnxPath, threads, x, y);
+    const t = torchSide(weights, xFile, yFile, threads);
+    const peak = await matmulPeak(threads);
+    const gflops = (ms: number, mult: number) => ((FWD_FLOPS * mult * BATCH) / (ms / 1000) / 1e9).toFixed(1);
+    const tf = Number(t['forwardMs']);
+    const tg = Number(t['inputGradMs']);
+    const tt = Number(t['trainStepMs']);
+    rows.push(
+      `| ${threads} | forward | ${b.forwardMs.toFixed(1)} | ${tf.toFixed(1)} | ${(tf / b.forwardMs).toFixed(2)}x | ${gflops(b.forwardMs, 1)} | ${peak.toFixed(0)} |`,
+      `| ${threads} | forward + input gradient | ${b.inputGradMs.toFixed(1)} | ${tg.toFixed(1)} | ${(tg / b.inputGradMs).toFixed(2)}x | ${gflops(b.inputGradMs, 2)} | ${peak.toFixed(0)} |`,
+      `| ${threads} | training step (SGD momentum) | ${b.trainStepMs.toFixed(1)} | ${tt.toFixed(1)} | ${(tt / b.trainStepMs).toFixed(2)}x | ${gflops(b.trainStepMs, 3)} | ${peak.toFixed(0)} |`,
+    );
+    process.stderr.write(`threads ${threads}: bulwark ${JSON.stringify(b)} torch ${JSON.stringify(t)} peak ${peak.toFixed(1)} GFLOP/s\n`);
+  }
+  const torchInfo = torchSide(weights, xFile, yFile, 1);
+  const doc = `# Benchmarks
+
+Recorded by \`npm run bench\` (bench/run.ts). Each figure is the median of ${ITERS} runs after warm-up, in one process
+run side by side with PyTorch on the same weights, batch and thread count. Speed-up = PyTorch time / Bulwark time.
+
+- Date: ${new Date().toISOString().slice(0, 10)}
+- Machine: ${cpu}, ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}
+- Bulwark: onnxruntime-node (CPU provider), graph optimization 'all'
+- PyTorch: ${torchInfo['torch']} (Debian python3-torch), BLAS: ${torchInfo['blas'] ?? 'see bench/torch_bench.py'}
+- Model: cnn-small (conv 32 3x3, maxpool, conv 64 3x3, maxpool, dense 128, dense 10), batch ${BATCH} of MNIST test images
+- GFLOP/s counts ${(FWD_FLOPS / 1e6).toFixed(2)} MFLOP per image forward, x2 for forward + input gradient and x3
+  for a training step (the usual estimate); peak is onnxruntime's float32 1024x1024 MatMul on the same threads.
+
+## cnn-small, batch ${BATCH}
+
+| threads | measurement | Bulwark ms | PyTorch ms | speed-up | Bulwark GFLOP/s | matmul peak GFLOP/s |
+|---|---|---|---|---|---|---|
+${rows.join('\n')}
+`;
+  fs.writeFileSync(path.join(root, 'docs', 'BENCHMARKS.md'), doc);
+  process.stdout.write(doc);
+}
+
+main().catch((e) => {
+  process.stderr.write(`bench failed: ${(e as Error).stack}\n`);
+  process.exitCode = 1;
+});

@@ -22,6 +22,7 @@ export const COMMANDS: Record<string, CommandEntry> = {
   verify: { summary: 'Verify a model file or folder against its signature; exit 1 if anything differs', load: () => import('./verify.js') },
   encrypt: { summary: 'Encrypt a file at rest for a public key (AES-256-GCM, hybrid X25519 + ML-KEM-768)', load: () => import('./encrypt.js') },
   decrypt: { summary: 'Decrypt and authenticate a file written by `bulwark encrypt`', load: () => import('./decrypt.js') },
+  'scan-file': { summary: 'Scan model files (pickle, PyTorch, joblib, NumPy, ONNX, safetensors, Keras) for unsafe content; exit 1 on findings', load: () => import('./scan-file.js') },
 };
 
 const VERSION = '0.1.0';

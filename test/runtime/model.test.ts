@@ -1,0 +1,68 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as path from 'node:path';
+import { loadModel } from '../../src/runtime/model.js';
+import { readNpy } from '../../src/data/npy.js';
+import type { Float32Tensor } from '../../src/core/tensor.js';
+import { BulwarkError } from '../../src/core/errors.js';
+import { repoRoot, maxAbsDiff, relL2 } from '../helpers.js';
+
+const dir = (n: string) => path.join(repoRoot, 'fixtures', 'torch', n);
+const xOf = (n: string) => readNpy(path.join(dir(n), 'x.npy')) as Float32Tensor;
+const yOf = (n: string) => Array.from(readNpy(path.join(dir(n), 'y.npy')).data as BigInt64Array, Number);
+
+test('results are identical across runs, sessions and batch splits', async () => {
+  const x = xOf('resnet_gap');
+  const y = yOf('resnet_gap');
+  const a = await loadModel(path.join(dir('resnet_gap'), 'model.onnx'), { threads: 2 });
+  const b = await loadModel(path.join(dir('resnet_gap'), 'model.onnx'), { threads: 1, batchSize: 4 });
+  const r1 = await a.lossAndGradient(x, y);
+  const r2 = await a.lossAndGradient(x, y);
+  const r3 = await b.lossAndGradient(x, y);
+  assert.equal(maxAbsDiff(r1.grad.data as Float32Array, r2.grad.data as Float32Array), 0);
+  assert.ok(maxAbsDiff(r1.grad.data as Float32Array, r3.grad.data as Float32Array) < 1e-6);
+  assert.equal(maxAbsDiff(r1.loss, r2.loss), 0);
+  assert.ok(maxAbsDiff(r1.loss, r3.loss) < 1e-6);
+  assert.equal(b.queries, 6);
+});
+
+test('each row of the input gradient is the gradient of that example alone', async () => {
+  const x = xOf('cnn_norm');
+  const y = yOf('cnn_norm');
+  const m = await loadModel(path.join(dir('cnn_norm'), 'model.onnx'), { threads: 1 });
+  const all = await m.lossAndGradient(x, y, { kind: 'margin' });
+  const row = 784;
+  for (const i of [0, 3, 5]) {
+    const one = await m.lossAndGradient({ data: x.data.slice(i * row, (i + 1) * row), shape: [1, 1, 28, 28], dtype: 'float32' }, [y[i]!], { kind: 'margin' });
+    assert.ok(relL2((all.grad.data as Float32Array).subarray(i * row, (i + 1) * row), one.grad.data as Float32Array) < 1e-6, `row ${i}`);
+  }
+});
+
+test('a trailing Softmax is detected, and --output-kind logits takes the output as it is', async () => {
+  const file = path.join(dir('mlp_softmax'), 'model.onnx');
+  const auto = await loadModel(file);
+  assert.equal(auto.outputKind, 'probs');
+  assert.notEqual(auto.logitsName, auto.outputName);
+  const x = xOf('mlp_softmax');
+  const y = yOf('mlp_softmax');
+  const probs = (await auto.predict(x)).data as Float32Array;
+  for (let i = 0; i < 6; i++) assert.ok(Math.abs(probs.subarray(i * 10, i * 10 + 10).reduce((s, v) => s + v, 0) - 1) < 1e-5);
+  const viaAuto = await auto.lossAndGradient(x, y);
+  // CE of the logits equals −log p_y of the probabilities.
+  for (let i = 0; i < 6; i++) assert.ok(Math.abs(viaAuto.loss[i]! + Math.log(probs[i * 10 + y[i]!]!)) < 1e-4);
+  const forcedLogits = await loadModel(file, { outputKind: 'logits' });
+  const viaLogits = await forcedLogits.lossAndGradient(x, y);
+  assert.ok(relL2(viaLogits.loss, viaAuto.loss) > 0.01, 'treating probabilities as logits must change the loss');
+  const forcedProbs = await loadModel(path.join(dir('mlp_logsoftmax'), 'model.onnx'), { outputKind: 'probs' });
+  assert.equal(forcedProbs.outputKind, 'probs');
+});
+
+test('targeted margin and DLR heads need their inputs and report clear errors', async () => {
+  const m = await loadModel(path.join(dir('conv1d'), 'model.onnx'));
+  const x = xOf('conv1d');
+  await assert.rejects(m.lossAndGradient(x, [0, 1, 2, 3, 0]), (e: BulwarkError) => e.code === 'BULWARK_E_LABELS');
+  await assert.rejects(m.lossAndGradient(x, [0, 1, 2, 3, 0, 1], { kind: 'dlr', targeted: true }), (e: BulwarkError) => e.code === 'BULWARK_E_ARG');
+  const t = await m.lossAndGradient(x, [0, 1, 2, 3, 0, 1], { kind: 'dlr', targeted: true }, [1, 2, 3, 0, 1, 2]);
+  assert.equal(t.loss.length, 6);
+  assert.ok(t.loss.every((v) => Number.isFinite(v)));
+});

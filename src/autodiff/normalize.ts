@@ -103,3 +103,31 @@ export function toFloat64(source: Graph): Graph {
   }
   return g;
 }
+
+/**
+ * Exact rewrites that make gradient graphs cheaper without changing any value the graph computes:
+ * Relu followed only by MaxPool becomes MaxPool followed by Relu (max is monotone, so MaxPool(Relu(z)) =
+ * Relu(MaxPool(z))); the Relu gradient then runs on the pooled tensor, a kernel-area fraction of the size.
+ */
+export function simplifyForGradient(source: Graph): Graph {
+  const g = cloneGraph(source);
+  const consumers = new Map<string, Node[]>();
+  for (const n of g.nodes) for (const i of n.inputs) if (i) consumers.set(i, [...(consumers.get(i) ?? []), n]);
+  const outputs = new Set(g.outputs.map((o) => o.name));
+  const b = new GraphBuilder(g);
+  for (const relu of g.nodes) {
+    if (relu.opType !== 'Relu' || relu.domain !== '') continue;
+    const r = relu.outputs[0]!;
+    const users = consumers.get(r) ?? [];
+    const pool = users[0];
+    if (users.length !== 1 || outputs.has(r) || !pool || pool.opType !== 'MaxPool' || pool.outputs.filter(Boolean).length !== 1) continue;
+    const pooled = b.uniq(`${pool.outputs[0]}/pre_relu`);
+    pool.inputs = [relu.inputs[0]!];
+    const out = pool.outputs[0]!;
+    pool.outputs = [pooled];
+    relu.inputs = [pooled];
+    relu.outputs = [out];
+  }
+  g.nodes = topoSort(g);
+  return g;
+}

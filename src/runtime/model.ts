@@ -2,7 +2,7 @@ import type * as ort from 'onnxruntime-node';
 import { BulwarkError } from '../core/errors.js';
 import { assertFinite, shapeStr, sizeOf, type Float32Tensor } from '../core/tensor.js';
 import { appendHead, headKey, type HeadSpec } from '../autodiff/heads.js';
-import { normalizeOpset, toFloat64 } from '../autodiff/normalize.js';
+import { normalizeOpset, simplifyForGradient, toFloat64 } from '../autodiff/normalize.js';
 import { buildGradient } from '../autodiff/walker.js';
 import { gradientSupport } from '../autodiff/registry.js';
 import { ELEM, cloneGraph, readModel, realInputs, type Graph } from '../onnx/ir.js';
@@ -213,7 +213,7 @@ export class OnnxModel implements Model {
   }
 
   private async buildGradSession(head: HeadSpec, wrt: string[]): Promise<GradSession> {
-    let g = normalizeOpset(this.graph);
+    let g = simplifyForGradient(normalizeOpset(this.graph));
     if (this.float64) g = toFloat64(g);
     const floatType = this.float64 ? ELEM.DOUBLE : ELEM.FLOAT;
     g = cloneGraph(g);

@@ -43,6 +43,13 @@ export const poolRules: RuleTable = {
     const x = c.input(0);
     if (c.attrNum('storage_order', 0) !== 0) c.unsupported('storage_order=1 (column-major indices) is not supported');
     const idx = c.ensureOutput(1);
+    const kernel = c.attrInts('kernel_shape', undefined)!;
+    const strides = c.attrInts('strides', undefined) ?? kernel.map(() => 1);
+    const dilations = c.attrInts('dilations', undefined) ?? kernel.map(() => 1);
+    if (kernel.every((k, i) => strides[i]! >= k && dilations[i] === 1)) {
+      // Windows do not overlap, so each input cell is the argmax of at most one window: MaxUnpool places dY there.
+      return [b.node('MaxUnpool', [c.gradOutput(0)!, idx, b.shape(x)], { kernel_shape: kernel, strides })];
+    }
     const flat = b.int64([-1]);
     const zeros = b.zerosOfShape(b.reshape(b.node('Size', [x]), b.int64([1])));
     const scattered = b.node('ScatterElements', [zeros, b.reshape(idx, flat), b.reshape(c.gradOutput(0)!, flat)], { axis: 0, reduction: 'add' });

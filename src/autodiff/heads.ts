@@ -55,8 +55,13 @@ export function appendHead(g: Graph, logits: string, numClasses: number, spec: H
   }
   const labels = b.uniq(LABELS_INPUT);
   g.inputs.push({ name: labels, elemType: ELEM.INT64, shape: ['N'] });
-  const values = b.floats('head/onehot_values', [0, 1], [2]);
-  const onehot = b.node('OneHot', [labels, b.int64([K], [1]), values], { axis: -1 }, 'head/onehot');
+  // One-hots are made in float32 (onnxruntime has no float64 OneHot kernel) and cast for float64 graphs.
+  const values = b.initializer('head/onehot_values', ELEM.FLOAT, [2], new Float32Array([0, 1]));
+  const oneHot = (idx: string, name: string) => {
+    const h = b.node('OneHot', [idx, b.int64([K], [1]), values], { axis: -1 }, name);
+    return floatType === ELEM.FLOAT ? h : b.cast(h, floatType);
+  };
+  const onehot = oneHot(labels, 'head/onehot');
   if (spec.kind === 'ce') {
     const eps = spec.labelSmoothing ?? 0;
     const t = eps > 0 ? b.add(b.mul(onehot, b.scalar(1 - eps)), b.scalar(eps / K)) : onehot;
@@ -86,7 +91,7 @@ export function appendHead(g: Graph, logits: string, numClasses: number, spec: H
   }
   const targets = b.uniq(TARGETS_INPUT);
   g.inputs.push({ name: targets, elemType: ELEM.INT64, shape: ['N'] });
-  const onehotT = b.node('OneHot', [targets, b.int64([K], [1]), values], { axis: -1 }, 'head/onehot_target');
+  const onehotT = oneHot(targets, 'head/onehot_target');
   const zTarget = b.reduceSum(b.mul(logits, onehotT), [1], false);
   const denom = b.add(b.sub(pick(0), b.mul(b.add(pick(2), pick(3)), b.scalar(0.5))), tiny);
   const loss = b.div(b.sub(zLabel, zTarget), denom);

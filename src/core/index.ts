@@ -3,3 +3,4 @@ export * from './tensor.js';
 export * from './rng.js';
 export * from './fsio.js';
 export * from './zip.js';
+export * from './progress.js';

@@ -1,0 +1,166 @@
+import { createHash } from 'node:crypto';
+import { BulwarkError } from '../core/errors.js';
+import { writeFileAtomic } from '../core/fsio.js';
+import { loadData, parseDataSpec } from '../data/index.js';
+import { ARCH_SPEC_GRAMMAR, ARCHITECTURES, buildArch } from '../nn/zoo.js';
+import { resolveTrainOptions, train, type EpochRecord, type TrainEvent } from '../nn/train.js';
+import type { OptimizerName, Schedule } from '../nn/optim.js';
+import { numberFlag, parseFlags, printJson, required } from './args.js';
+
+const HELP = `Usage: bulwark train --arch <name|spec> --data SPEC --out M.onnx [options]
+
+Trains a network on a labelled dataset and writes the inference model (ONNX, opset 17) atomically, plus
+M.onnx.train.json with the training record (arch, data, hyper-parameters, per-epoch metrics, seed, timings).
+The same seed gives the same weights bit for bit.
+
+Options:
+      --arch A              built-in name or spec (below)
+      --data SPEC           training data, e.g. mnist:train, mnist:train[0:3000], data.npz
+  -o, --out M.onnx          where to write the model
+      --epochs N            passes over the data (default 3)
+      --batch-size B        examples per step (default 64)
+      --lr X                base (peak) learning rate (default 0.003)
+      --optimizer O         sgd | adam | adamw (default adam)
+      --momentum M          SGD momentum (default 0.9)
+      --nesterov            SGD with Nesterov momentum
+      --weight-decay W      L2 penalty (sgd, adam) or decoupled decay (adamw) (default 0; adamw 0.01)
+      --schedule S          onecycle | cosine | constant | step[:E[:G]] (x G every E epochs; default 1, 0.1)
+                            (default onecycle: warm up to --lr over 30% of the steps, anneal to ~0)
+      --warmup N            linear learning-rate warmup over the first N steps (default 0)
+      --label-smoothing E   cross-entropy label smoothing in [0, 1) (default 0)
+      --seed S              seed of the weights, the example order and dropout (default 0)
+      --val SPEC            evaluate on this data after every epoch, e.g. mnist:test
+      --threads T           onnxruntime intra-op threads (default: onnxruntime's choice)
+      --save-npz W.npz      also write the weights as .npz (PyTorch names and layouts)
+      --json                print one JSON object (the training record)
+
+Built-in architectures:
+${Object.entries(ARCHITECTURES).map(([k, a]) => `  ${k.padEnd(12)} ${a.summary}`).join('\n')}
+
+${ARCH_SPEC_GRAMMAR}
+`;
+
+const OPTIONS = {
+  arch: { type: 'string' },
+  data: { type: 'string' },
+  out: { type: 'string', short: 'o' },
+  epochs: { type: 'string' },
+  'batch-size': { type: 'string' },
+  lr: { type: 'string' },
+  optimizer: { type: 'string' },
+  momentum: { type: 'string' },
+  nesterov: { type: 'boolean' },
+  'weight-decay': { type: 'string' },
+  schedule: { type: 'string' },
+  warmup: { type: 'string' },
+  'label-smoothing': { type: 'string' },
+  seed: { type: 'string' },
+  val: { type: 'string' },
+  threads: { type: 'string' },
+  'save-npz': { type: 'string' },
+  json: { type: 'boolean' },
+} as const;
+
+/** Parses --schedule; step sizes are given in epochs and converted to steps. */
+function parseSchedule(text: string, warmupSteps: number, stepsPerEpoch: number): Schedule {
+  const warm = warmupSteps > 0 ? { warmupSteps } : {};
+  const m = /^step(?::(\d+)(?::([0-9.eE-]+))?)?$/.exec(text);
+  if (m) {
+    const epochs = m[1] === undefined ? 1 : Number(m[1]);
+    const gamma = m[2] === undefined ? 0.1 : Number(m[2]);
+    if (epochs < 1 || !(gamma > 0 && gamma <= 1)) throw new BulwarkError('BULWARK_E_ARG', `--schedule ${text}: the step size must be >= 1 epoch and the factor in (0, 1]`);
+    return { kind: 'step', stepSize: epochs * stepsPerEpoch, gamma, ...warm };
+  }
+  if (text === 'constant' || text === 'cosine' || text === 'onecycle') return { kind: text, ...warm };
+  throw new BulwarkError('BULWARK_E_ARG', `--schedule must be constant, cosine, onecycle or step[:E[:G]], got ${JSON.stringify(text)}`);
+}
+
+/** `bulwark train`: see HELP. */
+export async function run(argv: string[]): Promise<number> {
+  const p = parseFlags(argv, OPTIONS, HELP);
+  if (!p) return 0;
+  const v = p.values;
+  const arch = required(v, 'arch', HELP);
+  const dataSpec = required(v, 'data', HELP);
+  const out = required(v, 'out', HELP);
+  const json = v.json === true;
+  parseDataSpec(dataSpec);
+  if (typeof v.val === 'string') parseDataSpec(v.val);
+  const optimizer = (typeof v.optimizer === 'string' ? v.optimizer : 'adam') as OptimizerName;
+  const seed = numberFlag(v, 'seed', 0, 0, 2 ** 32 - 1, true);
+  const weightDecay = v['weight-decay'] === undefined ? undefined : numberFlag(v, 'weight-decay', 0, 0);
+  const threads = v.threads === undefined ? undefined : numberFlag(v, 'threads', 0, 0, 1024, true);
+  const warmup = numberFlag(v, 'warmup', 0, 0, Infinity, true);
+  const scheduleText = typeof v.schedule === 'string' ? v.schedule : 'onecycle';
+  const base = {
+    epochs: numberFlag(v, 'epochs', 3, -Infinity, Infinity),
+    batchSize: numberFlag(v, 'batch-size', 64, -Infinity, Infinity),
+    lr: numberFlag(v, 'lr', 3e-3),
+    optimizer,
+    momentum: numberFlag(v, 'momentum', 0.9, 0, 1),
+    nesterov: v.nesterov === true,
+    labelSmoothing: numberFlag(v, 'label-smoothing', 0),
+    seed,
+    progress: !json,
+    ...(weightDecay === undefined ? {} : { weightDecay }),
+    ...(threads === undefined ? {} : { threads }),
+  };
+  resolveTrainOptions(base);
+  parseSchedule(scheduleText, warmup, 1);
+
+  const t0 = performance.now();
+  const data = await loadData(dataSpec);
+  const validation = typeof v.val === 'string' ? await loadData(v.val) : undefined;
+  const net = buildArch(arch, { inputShape: data.x.shape.slice(1), numClasses: data.numClasses ?? 10, seed });
+  const stepsPerEpoch = Math.ceil(data.x.shape[0]! / base.batchSize);
+  const schedule = parseSchedule(scheduleText, warmup, stepsPerEpoch);
+  const loadSeconds = (performance.now() - t0) / 1000;
+  if (!json) {
+    process.stderr.write(`training ${arch} (${net.parameterCount()} parameters) on ${data.name} (${data.x.shape[0]} examples), ${base.epochs} epochs of ${stepsPerEpoch} steps\n`);
+  }
+  const onProgress = (e: TrainEvent) => {
+    if (e.kind === 'epoch' && !json) process.stderr.write(epochLine(e.record) + '\n');
+  };
+  const result = await train(net, data, { ...base, schedule, ...(validation ? { validation } : {}), onProgress });
+  const bytes = net.toOnnx();
+  writeFileAtomic(out, bytes);
+  if (typeof v['save-npz'] === 'string') net.saveNpz(v['save-npz']);
+  const last = result.history[result.history.length - 1]!;
+  const record = {
+    format: 'bulwark.train-record/1',
+    model: out,
+    modelSha256: createHash('sha256').update(bytes).digest('hex'),
+    arch,
+    parameters: net.parameterCount(),
+    inputShape: net.inputShape,
+    numClasses: net.numClasses,
+    data: { spec: dataSpec, n: data.x.shape[0] },
+    validation: validation ? { spec: v.val, n: validation.x.shape[0] } : null,
+    hyperparameters: {
+      epochs: base.epochs,
+      batchSize: base.batchSize,
+      lr: base.lr,
+      optimizer,
+      ...(optimizer === 'sgd' ? { momentum: base.momentum, nesterov: base.nesterov } : {}),
+      weightDecay: weightDecay ?? (optimizer === 'adamw' ? 0.01 : 0),
+      schedule,
+      labelSmoothing: base.labelSmoothing,
+    },
+    seed,
+    threads: threads ?? 0,
+    history: result.history,
+    final: { loss: last.loss, trainAccuracy: last.trainAccuracy, ...(last.valAccuracy === undefined ? {} : { valAccuracy: last.valAccuracy }) },
+    timings: { loadSeconds, trainSeconds: result.seconds, totalSeconds: (performance.now() - t0) / 1000, steps: result.steps, stepsPerSecond: result.steps / result.seconds },
+    versions: { bulwark: '0.1.0', node: process.version },
+    createdAt: new Date().toISOString(),
+  };
+  writeFileAtomic(`${out}.train.json`, JSON.stringify(record, null, 2) + '\n');
+  if (json) printJson(record);
+  else process.stdout.write(`wrote ${out} and ${out}.train.json (${result.seconds.toFixed(1)} s of training)\n`);
+  return 0;
+}
+
+function epochLine(r: EpochRecord): string {
+  const val = r.valAccuracy === undefined ? '' : `  val acc ${(100 * r.valAccuracy).toFixed(2)}%  val loss ${r.valLoss!.toFixed(4)}`;
+  return `epoch ${r.epoch}: loss ${r.loss.toFixed(4)}  train acc ${(100 * r.trainAccuracy).toFixed(2)}%${val}  lr ${r.lr.toExponential(2)}  ${r.seconds.toFixed(1)} s`;
+}

@@ -19,6 +19,8 @@ export interface RuleContext {
   gradOutput(i: number): string | undefined;
   /** Whether the gradient of input i is wanted (it lies on a path from a requested input). */
   needsGrad(i: number): boolean;
+  /** Whether input i (a parameter) wants per-example gradients, shaped [N, ...its shape], instead of the batch sum. */
+  perExample(i: number): boolean;
   /** Static dims of a value; -1 for dims that follow the batch. */
   dims(name: string): number[];
   /** Element type of a value. */

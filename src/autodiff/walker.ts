@@ -8,6 +8,9 @@ import { NO_GRADIENT, RULES, ZERO_GRADIENT } from './registry.js';
 
 const FLOAT_TYPES = new Set<number>([ELEM.FLOAT, ELEM.DOUBLE, ELEM.FLOAT16]);
 
+/** Ops whose rules can return per-example parameter gradients. */
+const PER_EXAMPLE_OPS = new Set(['Gemm', 'Conv', 'Add', 'Sub', 'Mul', 'Div']);
+
 /** What to differentiate: a loss value of the graph with respect to some of its inputs or initializers. */
 export interface GradientRequest {
   /** A graph in the opset-18+ form (see normalizeOpset), with the loss head already appended. */
@@ -18,6 +21,11 @@ export interface GradientRequest {
   loss: string;
   /** Graph inputs or initializers to differentiate with respect to. */
   wrt: string[];
+  /**
+   * Of `wrt`, the parameters whose gradient is wanted per example ([N, ...shape], for DP-SGD clipping) rather than
+   * summed over the batch. Supported where a parameter feeds Gemm, Conv (ungrouped), or a broadcast Add/Mul directly.
+   */
+  perExample?: string[];
 }
 
 export interface GradientResult {
@@ -93,13 +101,22 @@ export function buildGradient(req: GradientRequest): GradientResult {
   const one = floatType === ELEM.DOUBLE ? new Float64Array([1]) : new Float32Array([1]);
   addContribution(req.loss, b.node('ConstantOfShape', [b.shape(req.loss)], { value: tensorAttr({ dataType: floatType, dims: [1], data: one }) }, 'loss_grad/seed'));
 
+  const perExample = new Set(req.perExample ?? []);
+  for (const p of perExample) {
+    if (!req.wrt.includes(p)) throw new BulwarkError('BULWARK_E_INTERNAL', `per-example gradient requested for ${p}, which is not in wrt`);
+  }
   const zeroGradientNodes: string[] = [];
   for (let i = active.length - 1; i >= 0; i--) {
     const node = active[i]!;
     const outGrads = node.outputs.map((o) => (o && toLoss.has(o) ? gradOf(o) : undefined));
     if (outGrads.every((x) => x === undefined)) continue;
     if (ZERO_GRADIENT.has(node.opType)) zeroGradientNodes.push(node.name);
-    const ctx = makeContext(node, b, g.opset, outGrads, fromWrt, shapes, constants, floatType);
+    const ctx = makeContext(node, b, g.opset, outGrads, fromWrt, shapes, constants, floatType, perExample);
+    node.inputs.forEach((inp, k) => {
+      if (perExample.has(inp) && !PER_EXAMPLE_OPS.has(node.opType)) {
+        ctx.unsupported(`per-example gradient of parameter ${inp} (input ${k}): supported only where a parameter feeds ${[...PER_EXAMPLE_OPS].join(', ')}`);
+      }
+    });
     const grads = RULES.get(node.opType)!(ctx);
     node.inputs.forEach((inp, k) => {
       const gr = grads[k];
@@ -109,12 +126,15 @@ export function buildGradient(req: GradientRequest): GradientResult {
 
   const grads = new Map<string, string>();
   for (const w of req.wrt) {
-    const src = gradOf(w) ?? b.zerosLike(w);
+    const found = gradOf(w);
+    if (!found && perExample.has(w)) throw new BulwarkError('BULWARK_E_MODEL', `the loss does not depend on ${w}; no per-example gradient to return`);
+    const src = found ?? b.zerosLike(w);
     const outName = b.uniq(`${w}_grad`);
     b.node('Identity', [src], {}, `${w}_grad/out`, outName);
     grads.set(w, outName);
     const s = shapes.get(w);
-    g.outputs.push({ name: outName, elemType: floatType, shape: s ? s.dims.map((d) => (d < 0 ? null : d)) : null });
+    const dims = s ? s.dims.map((d) => (d < 0 ? null : d)) : null;
+    g.outputs.push({ name: outName, elemType: floatType, shape: dims && perExample.has(w) ? [null, ...dims] : dims });
   }
   return { graph: g, grads, zeroGradientNodes };
 }
@@ -128,6 +148,7 @@ function makeContext(
   shapes: ShapeMap,
   constants: Map<string, TypedArray>,
   floatType: number,
+  perExample: Set<string>,
 ): RuleContext {
   const unsupported = makeUnsupported(node, opset);
   const dims = (name: string): number[] => {
@@ -143,6 +164,7 @@ function makeContext(
     output: (i) => node.outputs[i] ?? '',
     gradOutput: (i) => outGrads[i],
     needsGrad: (i) => !!node.inputs[i] && fromWrt.has(node.inputs[i]!),
+    perExample: (i) => !!node.inputs[i] && perExample.has(node.inputs[i]!),
     dims,
     elemType: (name) => shapes.get(name)?.elemType ?? floatType,
     constValue: (name) => constants.get(name) ?? (shapes.get(name)?.value as TypedArray | undefined),
@@ -153,18 +175,25 @@ function makeContext(
       if (!node.outputs[i]) node.outputs[i] = b.uniq(`${node.name}:out${i}`);
       return node.outputs[i]!;
     },
-    unbroadcast: (grad, input, gDims) => unbroadcast(b, grad, gDims ?? dims(node.outputs[0]!), input, dims(input)),
+    unbroadcast: (grad, input, gDims) => unbroadcast(b, grad, gDims ?? dims(node.outputs[0]!), input, dims(input), perExample.has(input)),
     unsupported,
   };
 }
 
 /** Sums `grad` (of static dims `gDims`) over the axes that broadcasting added or stretched, back to `input`'s shape. */
-export function unbroadcast(b: GraphBuilder, grad: string, gDims: number[], input: string, inDims: number[]): string {
+export function unbroadcast(b: GraphBuilder, grad: string, gDims: number[], input: string, inDims: number[], keepBatch = false): string {
   const lead = gDims.length - inDims.length;
   const axes: number[] = [];
   for (let i = 0; i < gDims.length; i++) {
     if (i < lead) axes.push(i);
     else if (inDims[i - lead] === 1 && gDims[i] !== 1) axes.push(i);
+  }
+  if (keepBatch) {
+    // Per-example: sum every broadcast axis but the batch axis 0, then shape as [N, ...input dims].
+    if (lead < 1 || inDims.some((d) => d < 0)) throw new BulwarkError('BULWARK_E_UNSUPPORTED_OP', `per-example gradient of ${input}: it is not broadcast over the batch axis`);
+    const rest = axes.filter((a) => a !== 0);
+    const summed = rest.length ? b.reduceSum(grad, rest, true) : grad;
+    return b.reshape(summed, b.int64([0, ...inDims]));
   }
   if (axes.length === 0 && lead === 0) return grad;
   const summed = b.reduceSum(grad, axes, true);

@@ -40,16 +40,17 @@ export interface TrainingGraph {
  * Builds the training graph: train-mode forward (weights as graph inputs), a cross-entropy head, and the gradient of
  * the summed per-example loss with respect to every parameter.
  * @param net the network
- * @param opts label smoothing ε, and float64 (for numerical gradient checks)
+ * @param opts label smoothing ε, float64 (for numerical gradient checks), and perExample (gradients [B, ...shape] per example, for DP-SGD)
  * @returns the graph and its names
  * @throws BulwarkError BULWARK_E_UNSUPPORTED_OP if a layer emits an op without a gradient rule (a Bulwark bug)
  */
-export async function buildTrainingGraph(net: Network, opts: { labelSmoothing?: number; float64?: boolean } = {}): Promise<TrainingGraph> {
+export async function buildTrainingGraph(net: Network, opts: { labelSmoothing?: number; float64?: boolean; perExample?: boolean } = {}): Promise<TrainingGraph> {
   let g = simplifyForGradient(normalizeOpset(net.graph({ mode: 'train', weightsAsInputs: true })));
   if (opts.float64) g = toFloat64(g);
   const head = appendHead(g, OUTPUT_NAME, net.numClasses, { kind: 'ce', labelSmoothing: opts.labelSmoothing ?? 0 }, opts.float64 ? ELEM.DOUBLE : ELEM.FLOAT);
   const shapes = await probeShapes(g);
-  const res = buildGradient({ graph: g, shapes, loss: head.loss, wrt: net.params().map((p) => p.name) });
+  const wrt = net.params().map((p) => p.name);
+  const res = buildGradient({ graph: g, shapes, loss: head.loss, wrt, ...(opts.perExample ? { perExample: wrt } : {}) });
   const layers = net.layers();
   return {
     graph: res.graph,
@@ -75,7 +76,7 @@ export interface StepResult {
   loss: Float32Array;
   /** Train-mode logits [B·K]. */
   logits: Float32Array;
-  /** Gradients of Σ loss, one per parameter in `net.params()` order. */
+  /** Gradients of Σ loss, one per parameter in `net.params()` order ([B, ...shape] per example when the session is perExample). */
   grads: Float32Array[];
 }
 
@@ -92,8 +93,8 @@ export class TrainingSession {
    * @param net the network
    * @param opts label smoothing and onnxruntime threads
    */
-  static async create(net: Network, opts: { labelSmoothing?: number; threads?: number } = {}): Promise<TrainingSession> {
-    const tg = await buildTrainingGraph(net, opts.labelSmoothing === undefined ? {} : { labelSmoothing: opts.labelSmoothing });
+  static async create(net: Network, opts: { labelSmoothing?: number; threads?: number; perExample?: boolean } = {}): Promise<TrainingSession> {
+    const tg = await buildTrainingGraph(net, { ...(opts.labelSmoothing === undefined ? {} : { labelSmoothing: opts.labelSmoothing }), perExample: opts.perExample ?? false });
     const session = await createSession(tg.graph, opts.threads === undefined ? {} : { threads: opts.threads });
     return new TrainingSession(net, tg, session);
   }

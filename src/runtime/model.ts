@@ -159,12 +159,13 @@ export class OnnxModel implements Model {
   /**
    * Gradients of a head's loss with respect to initializers (parameters), reduced over the batch by sum or mean.
    * @param params initializer names; default every float initializer
+   * @param perExample return each example's gradient ([N, ...shape], flattened) instead of the batch reduction
    */
-  async parameterGradients(x: Float32Tensor, labels: ArrayLike<number>, opts: { head?: HeadSpec; params?: string[]; reduction?: 'sum' | 'mean' } = {}): Promise<{ loss: Float32Array; grads: Map<string, Float32Array> }> {
+  async parameterGradients(x: Float32Tensor, labels: ArrayLike<number>, opts: { head?: HeadSpec; params?: string[]; reduction?: 'sum' | 'mean'; perExample?: boolean } = {}): Promise<{ loss: Float32Array; grads: Map<string, Float32Array> }> {
     this.checkInput(x);
     this.checkLabels(labels, x.shape[0]!, 'labels');
     const params = opts.params ?? [...this.graph.initializers].filter(([, t]) => t.dataType === ELEM.FLOAT && t.data.length > 1).map(([k]) => k);
-    const gs = await this.gradSession(opts.head ?? { kind: 'ce' }, params);
+    const gs = await this.gradSession(opts.head ?? { kind: 'ce' }, params, opts.perExample ?? false);
     const feeds = { [this.inputName]: this.feedX(x), [gs.labels]: int64Feed(labels, 0, x.shape[0]!) };
     const res = await runSession(gs.session, feeds, [gs.outputs.loss, ...params.map((p) => gs.outputs.grads.get(p)!)]);
     const scale = opts.reduction === 'mean' ? 1 / x.shape[0]! : 1;
@@ -201,18 +202,18 @@ export class OnnxModel implements Model {
     return this.forward;
   }
 
-  private gradSession(head: HeadSpec, wrt: string[]): Promise<GradSession> {
-    const key = `${headKey(head)}|${wrt.join(',')}`;
+  private gradSession(head: HeadSpec, wrt: string[], perExample = false): Promise<GradSession> {
+    const key = `${headKey(head)}|${wrt.join(',')}|${perExample ? 'per-example' : 'sum'}`;
     let p = this.gradSessions.get(key);
     if (!p) {
-      p = this.buildGradSession(head, wrt);
+      p = this.buildGradSession(head, wrt, perExample);
       this.gradSessions.set(key, p);
       p.catch(() => this.gradSessions.delete(key));
     }
     return p;
   }
 
-  private async buildGradSession(head: HeadSpec, wrt: string[]): Promise<GradSession> {
+  private async buildGradSession(head: HeadSpec, wrt: string[], perExample: boolean): Promise<GradSession> {
     let g = simplifyForGradient(normalizeOpset(this.graph));
     if (this.float64) g = toFloat64(g);
     const floatType = this.float64 ? ELEM.DOUBLE : ELEM.FLOAT;
@@ -230,7 +231,7 @@ export class OnnxModel implements Model {
     const numClasses = this.numClasses || (await probeShapes(g)).get(logits)?.dims.at(-1) || 0;
     const h = appendHead(g, logits, numClasses, head, floatType);
     const shapes = await probeShapes(g, this.probeDims());
-    const res = buildGradient({ graph: g, shapes, loss: h.loss, wrt });
+    const res = buildGradient({ graph: g, shapes, loss: h.loss, wrt, ...(perExample ? { perExample: wrt } : {}) });
     const session = await createSession(res.graph, { threads: this.threads });
     return { session, labels: h.labels, targets: h.targets, outputs: { out: this.outputName, loss: h.loss, grads: res.grads }, zeroGradientNodes: res.zeroGradientNodes };
   }

@@ -5,7 +5,7 @@ import { Rng } from '../../src/core/rng.js';
 import { ELEM } from '../../src/onnx/ir.js';
 import { createSession, runSession, toOrt } from '../../src/runtime/session.js';
 import { buildArch } from '../../src/nn/zoo.js';
-import { buildTrainingGraph } from '../../src/nn/train.js';
+import { buildTrainingGraph, TrainingSession } from '../../src/nn/train.js';
 import type { Network } from '../../src/nn/network.js';
 
 /**
@@ -70,4 +70,26 @@ test('float32: conv, BatchNorm2d and 1d in training mode, dropout mask, avgpool,
 test('float32: residual block (ReLU, projection shortcut), grouped conv, 1x1 conv, sigmoid, global average pool', async () => {
   const net = buildArch('conv:4x3p1g2,sigmoid,res:6s2,conv:4x1,gelu,gap,flatten,dense:3', { inputShape: [2, 8, 8], seed: 4 });
   await checkGradients(net, { batch: 4, labelSmoothing: 0, seed: 12, float64: false });
+});
+
+test('per-example training gradients of cnn-small equal one-at-a-time gradients to 1e-5', async () => {
+  const net = buildArch('cnn-small', { seed: 3 });
+  const per = await TrainingSession.create(net, { threads: 1, perExample: true });
+  const sum = await TrainingSession.create(net, { threads: 1 });
+  const rng = new Rng(5);
+  const n = 3;
+  const x = { data: new Float32Array(n * 784).map(() => rng.next()), shape: [n, 1, 28, 28], dtype: 'float32' as const };
+  const y = [1, 7, 3];
+  const all = await per.step(x, y, new Rng(0));
+  for (let i = 0; i < n; i++) {
+    const one = await sum.step({ data: x.data.slice(i * 784, (i + 1) * 784), shape: [1, 1, 28, 28], dtype: 'float32' }, [y[i]!], new Rng(0));
+    one.grads.forEach((g, k) => {
+      const mine = all.grads[k]!.subarray(i * g.length, (i + 1) * g.length);
+      let m = 0;
+      for (let j = 0; j < g.length; j++) m = Math.max(m, Math.abs(mine[j]! - g[j]!));
+      assert.ok(m < 1e-5, `param ${k} example ${i}: max |diff| ${m}`);
+    });
+  }
+  await per.release();
+  await sum.release();
 });

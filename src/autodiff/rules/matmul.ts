@@ -61,13 +61,20 @@ export const matmulRules: RuleTable = {
       // dA' = alpha·dY·B'ᵀ; with transA, dA = (dA')ᵀ = alpha·B'·dYᵀ
       dA = tA ? b.node('Gemm', [B, dY], { alpha: al, transA: tB, transB: 1 }) : b.node('Gemm', [dY, B], { alpha: al, transB: tB ? 0 : 1 });
     }
-    if (c.needsGrad(1)) {
+    if (c.needsGrad(1) && c.perExample(1)) {
+      // Per example n: dB_n = alpha·a_nᵀ·dy_n (an outer product), as one batched MatMul [N,K,1]·[N,1,M].
+      if (tA) c.unsupported('per-example gradients with transA=1 (the batch is not the leading axis of A)');
+      const a3 = b.node('Unsqueeze', [A, b.int64([tB ? 1 : 2])]);
+      const g3 = b.node('Unsqueeze', [dY, b.int64([tB ? 2 : 1])]);
+      const outer = tB ? b.node('MatMul', [g3, a3]) : b.node('MatMul', [a3, g3]);
+      dB = alpha === 1 ? outer : b.mul(outer, b.scalar(alpha));
+    } else if (c.needsGrad(1)) {
       // dB' = alpha·A'ᵀ·dY; with transB, dB = alpha·dYᵀ·A'
       dB = tB ? b.node('Gemm', [dY, A], { alpha: al, transA: 1, transB: tA }) : b.node('Gemm', [A, dY], { alpha: al, transA: tA ? 0 : 1 });
     }
     if (C && c.needsGrad(2)) {
       const scaled = beta === 1 ? dY : b.mul(dY, b.scalar(beta));
-      dC = c.unbroadcast(scaled, C);
+      dC = c.perExample(2) ? b.reshape(scaled, b.int64([0, ...c.dims(C)])) : c.unbroadcast(scaled, C);
     }
     return [dA, dB, dC];
   },

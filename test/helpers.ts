@@ -1,5 +1,7 @@
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import assert from 'node:assert/strict';
+import { BulwarkError } from '../src/core/errors.js';
 
 /** The repository root (tests run from dist/test). */
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -21,4 +23,51 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
   return m;
+}
+
+/**
+ * Runs the CLI in-process (src/cli/main.ts) and captures what it writes as text; the test runner's own binary
+ * messages pass through to the real streams.
+ */
+export async function runCli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const { main } = await import('../src/cli/main.js');
+  const out: string[] = [];
+  const err: string[] = [];
+  const ow = process.stdout.write;
+  const ew = process.stderr.write;
+  const grab = (sink: string[], orig: typeof process.stdout.write, stream: NodeJS.WriteStream) =>
+    ((chunk: unknown, ...rest: unknown[]) => {
+      if (typeof chunk === 'string') {
+        sink.push(chunk);
+        return true;
+      }
+      return (orig as (...a: unknown[]) => boolean).call(stream, chunk, ...rest);
+    }) as typeof process.stdout.write;
+  process.stdout.write = grab(out, ow, process.stdout);
+  process.stderr.write = grab(err, ew, process.stderr);
+  let code: number;
+  try {
+    code = await main(args);
+  } finally {
+    process.stdout.write = ow;
+    process.stderr.write = ew;
+  }
+  return { code, stdout: out.join(''), stderr: err.join('') };
+}
+
+/** The JSON object on the last line of a command's stdout (the --json contract). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function lastJson(s: string): Record<string, any> {
+  const lines = s.trim().split('\n');
+  return JSON.parse(lines[lines.length - 1]!);
+}
+
+/** An assert.throws/rejects predicate: a BulwarkError with this code (and message pattern). */
+export function fails(code: string, pattern?: RegExp): (e: unknown) => boolean {
+  return (e) => {
+    assert.ok(e instanceof BulwarkError, `expected a BulwarkError, got ${String(e)}`);
+    assert.equal(e.code, code, e.message);
+    if (pattern) assert.match(e.message, pattern);
+    return true;
+  };
 }

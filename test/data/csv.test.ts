@@ -3,20 +3,12 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BulwarkError, type ErrorCode } from '../../src/core/errors.js';
 import { parseCsvRecords, parseCsvTable, readCsv } from '../../src/data/csv.js';
+import { fails } from '../helpers.js';
 
 const TMP = mkdtempSync(join(tmpdir(), 'bulwark-csv-'));
 after(() => rmSync(TMP, { recursive: true, force: true }));
 
-function fails(code: ErrorCode, pattern?: RegExp): (e: unknown) => boolean {
-  return (e) => {
-    assert.ok(e instanceof BulwarkError, `expected a BulwarkError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    if (pattern) assert.match(e.message, pattern);
-    return true;
-  };
-}
 
 function file(name: string, text: string): string {
   const p = join(TMP, name);

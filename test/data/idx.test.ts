@@ -3,17 +3,9 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { BulwarkError, type ErrorCode } from '../../src/core/errors.js';
 import { readIdx } from '../../src/data/idx.js';
+import { fails } from '../helpers.js';
 
-function fails(code: ErrorCode, pattern?: RegExp): (e: unknown) => boolean {
-  return (e) => {
-    assert.ok(e instanceof BulwarkError, `expected a BulwarkError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    if (pattern) assert.match(e.message, pattern);
-    return true;
-  };
-}
 
 /** Builds an IDX file: magic (0, 0, type, ndim), big-endian dims, then the given big-endian payload. */
 function idx(type: number, dims: number[], payload: Buffer): Buffer {

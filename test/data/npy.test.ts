@@ -4,10 +4,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BulwarkError, type ErrorCode } from '../../src/core/errors.js';
 import type { DType, Tensor, TypedArray } from '../../src/core/tensor.js';
 import { writeZip } from '../../src/core/zip.js';
 import { encodeNpy, encodeNpz, readNpy, readNpz, readNpzArrays, writeNpy, writeNpz } from '../../src/data/npy.js';
+import { fails } from '../helpers.js';
 
 const FIXTURES = fileURLToPath(new URL('../../../fixtures/npy/', import.meta.url));
 const TMP = mkdtempSync(join(tmpdir(), 'bulwark-npy-'));
@@ -20,14 +20,6 @@ interface Expected {
 }
 const MANIFEST = JSON.parse(readFileSync(join(FIXTURES, 'manifest.json'), 'utf8')) as Record<string, Expected> & { npz: { x: Expected; y: Expected } };
 
-function fails(code: ErrorCode, pattern?: RegExp): (e: unknown) => boolean {
-  return (e) => {
-    assert.ok(e instanceof BulwarkError, `expected a BulwarkError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    if (pattern) assert.match(e.message, pattern);
-    return true;
-  };
-}
 
 /** Compares a tensor with manifest values: floats exactly (float32 after rounding), integers as decimal strings. */
 function assertMatches(t: Tensor, exp: Expected, label: string): void {

@@ -4,23 +4,16 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BulwarkError, type ErrorCode } from '../../src/core/errors.js';
+import { BulwarkError } from '../../src/core/errors.js';
 import { writeNpy, writeNpz } from '../../src/data/npy.js';
 import { builtinSplit } from '../../src/data/datasets.js';
 import { loadData, parseDataSpec, resolveSlice } from '../../src/data/spec.js';
+import { fails } from '../helpers.js';
 
 const FIXTURES = fileURLToPath(new URL('../../../fixtures/npy/', import.meta.url));
 const TMP = mkdtempSync(join(tmpdir(), 'bulwark-spec-'));
 after(() => rmSync(TMP, { recursive: true, force: true }));
 
-function fails(code: ErrorCode, pattern?: RegExp): (e: unknown) => boolean {
-  return (e) => {
-    assert.ok(e instanceof BulwarkError, `expected a BulwarkError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    if (pattern) assert.match(e.message, pattern);
-    return true;
-  };
-}
 
 test('parses every accepted form', () => {
   assert.deepEqual(parseDataSpec('mnist:train'), { kind: 'builtin', name: 'mnist', split: 'train' });

@@ -3,20 +3,13 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { createDeflateRaw } from 'node:zlib';
-import { BulwarkError, type ErrorCode } from '../../src/core/errors.js';
+import { BulwarkError } from '../../src/core/errors.js';
 import { Rng } from '../../src/core/rng.js';
 import { crc32, findOverlappingEntries, isZip, listZip, readZipEntry, writeZip, type ZipEntry } from '../../src/core/zip.js';
+import { fails } from '../helpers.js';
 
 const FIXTURES = new URL('../../../fixtures/npy/', import.meta.url);
 
-function fails(code: ErrorCode, pattern?: RegExp): (e: unknown) => boolean {
-  return (e) => {
-    assert.ok(e instanceof BulwarkError, `expected a BulwarkError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    if (pattern) assert.match(e.message, pattern);
-    return true;
-  };
-}
 
 function readAll(buf: Uint8Array): Map<string, Uint8Array> {
   return new Map(listZip(buf).map((e) => [e.name, readZipEntry(buf, e)]));

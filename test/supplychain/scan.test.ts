@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { main } from '../../src/cli/main.js';
 import {
   judgeGlobal,
   PICKLE_OPCODES,
@@ -15,7 +14,7 @@ import {
   type ScanFinding,
   type ScanResult,
 } from '../../src/supplychain/index.js';
-import { repoRoot } from '../helpers.js';
+import { repoRoot, runCli, lastJson } from '../helpers.js';
 
 const CORPUS = path.join(repoRoot, 'fixtures', 'scan');
 const MAL = path.join(CORPUS, 'malicious');
@@ -30,36 +29,7 @@ interface Expect {
 }
 const manifest = JSON.parse(fs.readFileSync(path.join(CORPUS, 'manifest.json'), 'utf8')) as { malicious: Record<string, Expect[]>; opcodes: Record<string, Record<string, number>> };
 
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const ow = process.stdout.write;
-  const ew = process.stderr.write;
-  // Only text is captured: the test runner's own binary messages pass through to the real stream.
-  const grab = (sink: string[], orig: typeof process.stdout.write, stream: NodeJS.WriteStream) =>
-    ((chunk: unknown, ...rest: unknown[]) => {
-      if (typeof chunk === 'string') {
-        sink.push(chunk);
-        return true;
-      }
-      return (orig as (...a: unknown[]) => boolean).call(stream, chunk, ...rest);
-    }) as typeof process.stdout.write;
-  process.stdout.write = grab(out, ow, process.stdout);
-  process.stderr.write = grab(err, ew, process.stderr);
-  let code: number;
-  try {
-    code = await main(args);
-  } finally {
-    process.stdout.write = ow;
-    process.stderr.write = ew;
-  }
-  return { code, stdout: out.join(''), stderr: err.join('') };
-}
 
-function lastJson(s: string): Record<string, any> {
-  const lines = s.trim().split('\n');
-  return JSON.parse(lines[lines.length - 1]!);
-}
 
 function describeFindings(r: ScanResult): string {
   return r.findings.map((f) => `${f.severity} ${f.id} ${String(f.value)} @ ${f.evidence.innerPath ?? ''}:${f.evidence.offset ?? ''}`).join('\n');
@@ -328,17 +298,17 @@ test('docs/SCANNER.md documents every rule', () => {
 
 describe('bulwark scan-file', () => {
   test('exit 0 for clean files, 1 for findings; human text names file and finding', async () => {
-    const clean = await cli('scan-file', path.join(BEN, 'state_dict.pt'));
+    const clean = await runCli('scan-file', path.join(BEN, 'state_dict.pt'));
     assert.equal(clean.code, 0, clean.stderr);
     assert.match(clean.stdout, /state_dict\.pt \[torch-zip\]: clean/);
-    const bad = await cli('scan-file', path.join(MAL, 'global_reduce.pkl'));
+    const bad = await runCli('scan-file', path.join(MAL, 'global_reduce.pkl'));
     assert.equal(bad.code, 1);
     assert.match(bad.stdout, /CRITICAL +pickle-dangerous-callable/);
     assert.match(bad.stdout, /posix\.system/);
   });
 
   test('--json prints one object with findings and counts', async () => {
-    const r = await cli('scan-file', path.join(MAL, 'nested.zip'), path.join(BEN, 'array.npy'), '--json');
+    const r = await runCli('scan-file', path.join(MAL, 'nested.zip'), path.join(BEN, 'array.npy'), '--json');
     assert.equal(r.code, 1);
     const j = lastJson(r.stdout);
     assert.equal(j['unsafe'], true);
@@ -349,7 +319,7 @@ describe('bulwark scan-file', () => {
   });
 
   test('--sarif prints SARIF 2.1.0 with rules, locations and levels', async () => {
-    const r = await cli('scan-file', path.join(MAL, 'build_setstate.pkl'), path.join(MAL, 'torch_zip_payload.pt'), '--sarif');
+    const r = await runCli('scan-file', path.join(MAL, 'build_setstate.pkl'), path.join(MAL, 'torch_zip_payload.pt'), '--sarif');
     assert.equal(r.code, 1);
     const s = lastJson(r.stdout);
     assert.equal(s['version'], '2.1.0');
@@ -370,26 +340,26 @@ describe('bulwark scan-file', () => {
   });
 
   test('a missing file is exit 2 with a clear error, before anything is scanned', async () => {
-    const r = await cli('scan-file', path.join(BEN, 'array.npy'), path.join(BEN, 'nope.pt'));
+    const r = await runCli('scan-file', path.join(BEN, 'array.npy'), path.join(BEN, 'nope.pt'));
     assert.equal(r.code, 2);
     assert.match(r.stderr, /BULWARK_E_FILE_NOT_FOUND: no such file or folder: .*nope\.pt/);
     assert.equal(r.stdout, '');
   });
 
   test('usage errors are exit 2', async () => {
-    assert.equal((await cli('scan-file')).code, 2);
-    assert.equal((await cli('scan-file', BEN, '--json', '--sarif')).code, 2);
-    assert.equal((await cli('scan-file', BEN, '--fail-on', 'severe')).code, 2);
+    assert.equal((await runCli('scan-file')).code, 2);
+    assert.equal((await runCli('scan-file', BEN, '--json', '--sarif')).code, 2);
+    assert.equal((await runCli('scan-file', BEN, '--fail-on', 'severe')).code, 2);
   });
 
   test('a folder is scanned recursively; --fail-on raises the bar', async () => {
-    const r = await cli('scan-file', CORPUS, '--json');
+    const r = await runCli('scan-file', CORPUS, '--json');
     assert.equal(r.code, 1);
     const j = lastJson(r.stdout);
     const files = new Set((j['scanned'] as { file: string }[]).map((s) => path.relative(CORPUS, s.file)));
     assert.ok(files.has(path.join('benign', 'onnx_external', 'model.onnx')));
     assert.ok(files.has(path.join('review', 'full_module.pt')));
-    const review = await cli('scan-file', path.join(CORPUS, 'review'), '--fail-on', 'medium');
+    const review = await runCli('scan-file', path.join(CORPUS, 'review'), '--fail-on', 'medium');
     assert.equal(review.code, 0);
   });
 });

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import { BulwarkError } from '../core/errors.js';
-import { AtomicFile } from '../supplychain/crypto/atomic.js';
+import { AtomicFile } from '../core/atomic.js';
 import { loadAuditVerifier } from '../supplychain/audit/keys.js';
 import { verifyAuditExport } from '../supplychain/audit/log.js';
 import type { AuditVerifyResult } from '../supplychain/audit/verify.js';

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import { BulwarkError } from '../core/errors.js';
-import { writeFileAtomicMode } from '../supplychain/crypto/atomic.js';
+import { writeFileAtomicMode } from '../core/atomic.js';
 import { loadAuditVerifier } from '../supplychain/audit/keys.js';
 import type { JsonObject } from '../supplychain/audit/canonical.js';
 import { openRegistry, parseModelRef, type DatasetInput, type PushOptions, type Registry, type RegistryOptions, type VersionInfo } from '../supplychain/registry/registry.js';

@@ -4,3 +4,4 @@ export * from './rng.js';
 export * from './fsio.js';
 export * from './zip.js';
 export * from './progress.js';
+export * from './atomic.js';

@@ -16,7 +16,7 @@ import * as path from 'node:path';
 import { createCipheriv, createDecipheriv, createHash, generateKeyPairSync, hkdfSync, randomBytes, diffieHellman, createPublicKey, type KeyObject } from 'node:crypto';
 import { ml_kem768 } from '@noble/post-quantum/ml-kem.js';
 import { BulwarkError } from '../../core/errors.js';
-import { AtomicFile } from './atomic.js';
+import { AtomicFile } from '../../core/atomic.js';
 import { constantTimeEqual, wipe } from './encoding.js';
 import { KEY_LENGTHS, type BulwarkPrivateKey, type BulwarkPublicKey } from './keys.js';
 

@@ -39,5 +39,4 @@ export {
   type CryptResult,
   type EncryptedHeader,
 } from './encrypt.js';
-export { AtomicFile, writeFileAtomicMode } from './atomic.js';
 export { constantTimeEqual, decodeBase64Strict } from './encoding.js';

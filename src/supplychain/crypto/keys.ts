@@ -15,7 +15,7 @@ import { ml_dsa65 } from '@noble/post-quantum/ml-dsa.js';
 import { ml_kem768 } from '@noble/post-quantum/ml-kem.js';
 import { BulwarkError } from '../../core/errors.js';
 import { constantTimeEqual, decodeBase64Strict, encodeBase64, isHex } from './encoding.js';
-import { writeFileAtomicMode } from './atomic.js';
+import { writeFileAtomicMode } from '../../core/atomic.js';
 
 /** The `format` field of every Bulwark key file. */
 export const KEY_FILE_FORMAT = 'bulwark-key';

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { BulwarkError } from '../../core/errors.js';
-import { AtomicFile } from '../crypto/atomic.js';
+import { AtomicFile } from '../../core/atomic.js';
 
 const CHUNK = 1024 * 1024;
 const HEX64 = /^[0-9a-f]{64}$/;

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { verify as nodeVerify } from 'node:crypto';
 import { ml_dsa65 } from '@noble/post-quantum/ml-dsa.js';
 import { BulwarkError, internal } from '../../core/errors.js';
-import { writeFileAtomicMode } from '../crypto/atomic.js';
+import { writeFileAtomicMode } from '../../core/atomic.js';
 import { constantTimeEqual } from '../crypto/encoding.js';
 import { KEY_LENGTHS, type BulwarkPrivateKey, type BulwarkPublicKey } from '../crypto/keys.js';
 import { IN_TOTO_PAYLOAD_TYPE, MAX_SIGNATURE_FILE_BYTES, makeEnvelope, parseEnvelope, preAuthEncoding, serializeEnvelope, type DsseEnvelope, type ParsedEnvelope } from './dsse.js';

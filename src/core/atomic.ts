@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { BulwarkError } from '../../core/errors.js';
+import { BulwarkError } from './errors.js';
 
 /** A temporary file that becomes `target` on {@link AtomicFile.commit}. */
 export class AtomicFile {

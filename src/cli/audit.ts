@@ -5,7 +5,7 @@ import { loadAuditVerifier } from '../supplychain/audit/keys.js';
 import { verifyAuditExport } from '../supplychain/audit/log.js';
 import type { AuditVerifyResult } from '../supplychain/audit/verify.js';
 import type { JsonValue } from '../supplychain/audit/canonical.js';
-import { openRegistry, type Registry, type RegistryOptions } from '../supplychain/registry/registry.js';
+import { withRegistry } from '../supplychain/registry/registry.js';
 import { parseFlags, printJson, type OptionSpec } from './args.js';
 import { REGISTRY_FLAGS, registryOptionsFromFlags } from './registry.js';
 
@@ -48,15 +48,6 @@ function report(r: AuditVerifyResult, json: boolean): number {
     for (const w of r.warnings) process.stderr.write(`bulwark: warning: ${w}\n`);
   }
   return r.ok ? 0 : 1;
-}
-
-async function withRegistry<T>(o: RegistryOptions, fn: (r: Registry) => Promise<T>): Promise<T> {
-  const reg = await openRegistry(o);
-  try {
-    return await fn(reg);
-  } finally {
-    await reg.close();
-  }
 }
 
 /** `bulwark audit ...`: returns the exit code (0 intact, 1 tampering found; usage errors throw, exit 2). */

@@ -3,7 +3,7 @@ import { BulwarkError } from '../core/errors.js';
 import { writeFileAtomicMode } from '../core/atomic.js';
 import { loadAuditVerifier } from '../supplychain/audit/keys.js';
 import type { JsonObject } from '../supplychain/audit/canonical.js';
-import { openRegistry, parseModelRef, type DatasetInput, type PushOptions, type Registry, type RegistryOptions, type VersionInfo } from '../supplychain/registry/registry.js';
+import { withRegistry, parseModelRef, type DatasetInput, type PushOptions, type RegistryOptions, type VersionInfo } from '../supplychain/registry/registry.js';
 import type { ScanMode } from '../supplychain/registry/policy.js';
 import { numberFlag, parseFlags, printJson, type OptionSpec } from './args.js';
 
@@ -158,15 +158,6 @@ function describe(info: VersionInfo): string {
   if (l.training?.metrics && Object.keys(l.training.metrics).length) lines.push(`  metrics:   ${Object.entries(l.training.metrics).map(([k, v]) => `${k}=${v}`).join(', ')}`);
   if (l.scan) lines.push(`  scan:      ${l.scan['unsafe'] ? 'UNSAFE' : 'ok'} (highest finding: ${String(l.scan['maxSeverity'] ?? 'none')})`);
   return lines.join('\n');
-}
-
-async function withRegistry<T>(o: RegistryOptions, fn: (r: Registry) => Promise<T>): Promise<T> {
-  const reg = await openRegistry(o);
-  try {
-    return await fn(reg);
-  } finally {
-    await reg.close();
-  }
 }
 
 /** `bulwark registry ...`: returns the exit code (usage and input errors throw, exit 2). */

@@ -11,6 +11,7 @@ export {
   TAG_PATTERN,
   aliasStack,
   openRegistry,
+  withRegistry,
   parseModelRef,
   type AliasMove,
   type DatasetInput,

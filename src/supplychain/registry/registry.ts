@@ -378,6 +378,16 @@ export async function openRegistry(options: RegistryOptions): Promise<Registry> 
   }
 }
 
+/** Opens a registry, runs `fn` with it, and closes it whatever happens. */
+export async function withRegistry<T>(options: RegistryOptions, fn: (r: Registry) => Promise<T>): Promise<T> {
+  const reg = await openRegistry(options);
+  try {
+    return await fn(reg);
+  } finally {
+    await reg.close();
+  }
+}
+
 /** An open registry. Close it when done. */
 export class Registry {
   /** The blob folder. */

@@ -1,0 +1,28 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { renderSchema } from '../../src/evasion/options.js';
+import { listAttacks } from '../../src/evasion/runner.js';
+import { ATTACKS } from '../../src/cli/attack.js';
+import '../../src/evasion/whitebox/index.js';
+import { repoRoot } from '../helpers.js';
+
+const doc = fs.readFileSync(path.join(repoRoot, 'docs', 'ATTACKS.md'), 'utf8');
+
+test('docs/ATTACKS.md shows the current options and defaults of every white-box attack', () => {
+  const names = listAttacks().filter((d) => d.whiteBox).map((d) => d.name);
+  assert.ok(names.length >= 9, names.join(','));
+  for (const name of names.filter((n) => n !== 'apgd' && n !== 'apgd-dlr')) {
+    const d = listAttacks().find((a) => a.name === name)!;
+    assert.ok(doc.includes(`<!-- options:${name} -->\n${renderSchema(d.schema, d.paper)}\n`), `the options table of ${name} in docs/ATTACKS.md is stale; regenerate it from the schema`);
+  }
+});
+
+test('every CLI attack row loads a registered definition with the same name', async () => {
+  for (const [name, row] of Object.entries(ATTACKS)) {
+    const def = (await row.load()) as unknown as { name: string; paper: string };
+    assert.equal(def.name, name);
+    if ((def as unknown as { whiteBox: boolean }).whiteBox) assert.match(def.paper, /arxiv\.org\/abs\/\d{4}\.\d{4,5}/, `${name} cites its paper`);
+  }
+});

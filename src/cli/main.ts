@@ -17,12 +17,23 @@ export const COMMANDS: Record<string, CommandEntry> = {
   grad: { summary: 'Gradient of a loss with respect to the input, as float32 .npy', load: () => import('./grad.js') },
   train: { summary: 'Train a built-in architecture on a dataset and export ONNX', load: () => import('./train.js') },
   eval: { summary: 'Accuracy and loss of a model on a dataset', load: () => import('./eval.js') },
+  certify: { summary: 'Certify L2 robustness by randomized smoothing (Cohen et al. 2019): certified accuracy against radius', load: () => import('./certify.js') },
+  attack: { summary: 'Run an evasion attack (white-box fgsm, pgd, cw, deepfool, apgd-ce, apgd-dlr, fab, uap, patch; black-box square, hsj, nes), verified on the model', load: () => import('./attack.js') },
   keygen: { summary: 'Make a hybrid key pair (Ed25519+ML-DSA-65 signing, X25519+ML-KEM-768 encryption): KEY and KEY.pub', load: () => import('./keygen.js') },
   sign: { summary: 'Sign a model file or folder (OpenSSF model signing, hybrid Ed25519 + ML-DSA-65)', load: () => import('./sign.js') },
   verify: { summary: 'Verify a model file or folder against its signature; exit 1 if anything differs', load: () => import('./verify.js') },
   encrypt: { summary: 'Encrypt a file at rest for a public key (AES-256-GCM, hybrid X25519 + ML-KEM-768)', load: () => import('./encrypt.js') },
   decrypt: { summary: 'Decrypt and authenticate a file written by `bulwark encrypt`', load: () => import('./decrypt.js') },
+  evaluate: { summary: 'Adversarial robustness: AutoAttack-style ensemble (APGD-CE, APGD-T, FAB-T, Square), curve, gradient-masking checks', load: () => import('./evaluate.js') },
+  scan: { summary: 'Assess a model (model-file scan, robustness) into report.html/json/sarif; CI gates with --fail-under; --demo', load: () => import('./scan.js') },
+  dp: { summary: 'Privacy accounting for DP-SGD: epsilon of a run (RDP or PRV), or the noise multiplier for a target epsilon', load: () => import('./dp.js') },
+  privacy: { summary: 'Membership-inference audit of a model (loss-threshold attack or LiRA): ROC AUC and TPR at low FPR', load: () => import('./privacy.js') },
   'scan-file': { summary: 'Scan model files (pickle, PyTorch, joblib, NumPy, ONNX, safetensors, Keras) for unsafe content; exit 1 on findings', load: () => import('./scan-file.js') },
+  registry: { summary: 'Model registry: push/pull/list/show/alias/rollback/verify/bom (content-addressed, signed, audited)', load: () => import('./registry.js') },
+  invert: { summary: 'Model inversion (MI-Face): reconstruct class representatives as PNG and score them against the class means', load: () => import('./invert.js') },
+  extract: { summary: 'Model extraction (Knockoff Nets, Jacobian augmentation) against an ONNX model or KServe v2 URL; writes the clone', load: () => import('./extract.js') },
+  unlearn: { summary: 'SISA machine unlearning: train a sharded ensemble (--train) or forget examples from one (--forget)', load: () => import('./unlearn.js') },
+  audit: { summary: 'Verify, export or extend the hash-chained, checkpoint-signed audit log; exit 1 on tampering', load: () => import('./audit.js') },
 };
 
 const VERSION = '0.1.0';

@@ -5,6 +5,8 @@ import { loadData, parseDataSpec } from '../data/index.js';
 import { ARCH_SPEC_GRAMMAR, ARCHITECTURES, buildArch } from '../nn/zoo.js';
 import { resolveTrainOptions, train, type EpochRecord, type TrainEvent } from '../nn/train.js';
 import type { OptimizerName, Schedule } from '../nn/optim.js';
+import type { TrainResult } from '../nn/train.js';
+import type { RobustTrainResult } from '../evasion/defense/adversarial.js';
 import { numberFlag, parseFlags, printJson, required } from './args.js';
 
 const HELP = `Usage: bulwark train --arch <name|spec> --data SPEC --out M.onnx [options]
@@ -34,6 +36,29 @@ Options:
       --save-npz W.npz      also write the weights as .npz (PyTorch names and layouts)
       --json                print one JSON object (the training record)
 
+Differential privacy (DP-SGD, Abadi et al. 2016; see docs/PRIVACY.md):
+      --dp                  train with DP-SGD: Poisson-sampled batches of expected size --batch-size, per-example
+                            clipping, Gaussian noise from node:crypto; the record gains a "privacy" section
+      --target-epsilon E    calibrate the noise so the run ends at epsilon E (or give --noise-multiplier)
+      --noise-multiplier S  noise std / max grad norm
+      --delta D             delta (default 1e-5)
+      --max-grad-norm C     per-example clipping bound (default 1)
+      --accountant A        rdp (default) | prv
+      --per-example P       auto (default) | ghost | graph | reference: how per-example gradients are computed
+                            (with --dp the defaults become: sgd, lr 0.1, momentum 0.9, constant schedule, batch 256;
+                            BatchNorm layers are refused)
+
+Adversarial training (see docs/HARDENING.md); the record gains clean and robust accuracy per epoch:
+      --adv M               pgd (Madry et al. 2018) | trades (Zhang et al. 2019) | fgsm-rs (Wong et al. 2020)
+      --eps E               L-inf radius of the training attack (MNIST: 0.3)
+      --adv-steps N         inner steps (default 10; fgsm-rs: 1)
+      --adv-step-size A     inner step size (default 2.5*eps/steps; fgsm-rs 1.25*eps)
+      --trades-beta B       TRADES weight of the KL term (default 6)
+      --clean-ratio R       weight of the clean loss in R*CE(x) + (1-R)*CE(x_adv) (default 0)
+      --eps-ramp N          grow eps linearly from 0 over the first N epochs (default 0)
+      --patience N          stop after N epochs without better robust validation accuracy (needs --val)
+      --noise-sigma S       add N(0, S^2) noise to training inputs (randomized smoothing's base classifier)
+
 Built-in architectures:
 ${Object.entries(ARCHITECTURES).map(([k, a]) => `  ${k.padEnd(12)} ${a.summary}`).join('\n')}
 
@@ -59,6 +84,22 @@ const OPTIONS = {
   threads: { type: 'string' },
   'save-npz': { type: 'string' },
   json: { type: 'boolean' },
+  dp: { type: 'boolean' },
+  'target-epsilon': { type: 'string' },
+  'noise-multiplier': { type: 'string' },
+  delta: { type: 'string' },
+  'max-grad-norm': { type: 'string' },
+  accountant: { type: 'string' },
+  'per-example': { type: 'string' },
+  adv: { type: 'string' },
+  eps: { type: 'string' },
+  'adv-steps': { type: 'string' },
+  'adv-step-size': { type: 'string' },
+  'trades-beta': { type: 'string' },
+  'clean-ratio': { type: 'string' },
+  'eps-ramp': { type: 'string' },
+  patience: { type: 'string' },
+  'noise-sigma': { type: 'string' },
 } as const;
 
 /** Parses --schedule; step sizes are given in epochs and converted to steps. */
@@ -84,6 +125,10 @@ export async function run(argv: string[]): Promise<number> {
   const dataSpec = required(v, 'data', HELP);
   const out = required(v, 'out', HELP);
   const json = v.json === true;
+  if (v.dp === true) return (await import('./dp.js')).runDpTrain(v, { arch, dataSpec, out, json });
+  for (const f of ['target-epsilon', 'noise-multiplier', 'delta', 'max-grad-norm', 'accountant', 'per-example']) {
+    if (v[f] !== undefined) throw new BulwarkError('BULWARK_E_USAGE', `--${f} needs --dp`);
+  }
   parseDataSpec(dataSpec);
   if (typeof v.val === 'string') parseDataSpec(v.val);
   const optimizer = (typeof v.optimizer === 'string' ? v.optimizer : 'adam') as OptimizerName;
@@ -121,7 +166,10 @@ export async function run(argv: string[]): Promise<number> {
   const onProgress = (e: TrainEvent) => {
     if (e.kind === 'epoch' && !json) process.stderr.write(epochLine(e.record) + '\n');
   };
-  const result = await train(net, data, { ...base, schedule, ...(validation ? { validation } : {}), onProgress });
+  const hardening = hardeningFlags(v);
+  const result: TrainResult | RobustTrainResult = hardening
+    ? await (await import('../evasion/defense/adversarial.js')).robustTrain(net, data, { ...base, schedule, ...(validation ? { validation } : {}), onProgress, ...hardening })
+    : await train(net, data, { ...base, schedule, ...(validation ? { validation } : {}), onProgress });
   const bytes = net.toOnnx();
   writeFileAtomic(out, bytes);
   if (typeof v['save-npz'] === 'string') net.saveNpz(v['save-npz']);
@@ -149,6 +197,7 @@ export async function run(argv: string[]): Promise<number> {
     seed,
     threads: threads ?? 0,
     history: result.history,
+    ...(hardening ? { hardening: { ...(result as RobustTrainResult).settings, keptEpoch: (result as RobustTrainResult).keptEpoch, stopped: (result as RobustTrainResult).stopped ?? null } } : {}),
     final: { loss: last.loss, trainAccuracy: last.trainAccuracy, ...(last.valAccuracy === undefined ? {} : { valAccuracy: last.valAccuracy }) },
     timings: { loadSeconds, trainSeconds: result.seconds, totalSeconds: (performance.now() - t0) / 1000, steps: result.steps, stepsPerSecond: result.steps / result.seconds },
     versions: { bulwark: '0.1.0', node: process.version },
@@ -160,7 +209,26 @@ export async function run(argv: string[]): Promise<number> {
   return 0;
 }
 
-function epochLine(r: EpochRecord): string {
-  const val = r.valAccuracy === undefined ? '' : `  val acc ${(100 * r.valAccuracy).toFixed(2)}%  val loss ${r.valLoss!.toFixed(4)}`;
+/** The adversarial-training and noise flags as robustTrain options, or undefined when none is given. */
+function hardeningFlags(v: Record<string, unknown>): Record<string, unknown> | undefined {
+  const flags = ['adv', 'eps', 'adv-steps', 'adv-step-size', 'trades-beta', 'clean-ratio', 'eps-ramp', 'patience', 'noise-sigma'];
+  if (!flags.some((f) => v[f] !== undefined)) return undefined;
+  if (v.adv === undefined && flags.some((f) => f !== 'noise-sigma' && v[f] !== undefined)) throw new BulwarkError('BULWARK_E_USAGE', `--${flags.find((f) => f !== 'noise-sigma' && v[f] !== undefined)} needs --adv pgd|trades|fgsm-rs`);
+  const num = (f: string, key: string, integer = false) => (v[f] === undefined ? {} : { [key]: numberFlag(v, f, 0, 0, Infinity, integer) });
+  return {
+    ...(typeof v.adv === 'string' ? { adv: v.adv } : {}),
+    ...num('eps', 'eps'),
+    ...num('adv-steps', 'advSteps', true),
+    ...num('adv-step-size', 'advStepSize'),
+    ...num('trades-beta', 'tradesBeta'),
+    ...num('clean-ratio', 'cleanRatio'),
+    ...num('eps-ramp', 'epsRamp'),
+    ...num('patience', 'patience', true),
+    ...num('noise-sigma', 'noiseSigma'),
+  };
+}
+
+function epochLine(r: EpochRecord & { robustValAccuracy?: number }): string {
+  const val = (r.valAccuracy === undefined ? '' : `  val acc ${(100 * r.valAccuracy).toFixed(2)}%  val loss ${r.valLoss!.toFixed(4)}`) + (r.robustValAccuracy === undefined ? '' : `  robust val acc ${(100 * r.robustValAccuracy).toFixed(2)}%`);
   return `epoch ${r.epoch}: loss ${r.loss.toFixed(4)}  train acc ${(100 * r.trainAccuracy).toFixed(2)}%${val}  lr ${r.lr.toExponential(2)}  ${r.seconds.toFixed(1)} s`;
 }

@@ -37,7 +37,7 @@ export function progressBar(label: string, total: number, opts: ProgressOptions 
     const frac = total > 0 ? Math.min(1, done / total) : 1;
     const fill = Math.round(frac * width);
     const line = `${label} [${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${done}/${total} ${status}`;
-    const cols = stream.columns ?? 100;
+    const cols = stream.columns || 100;
     stream.write(`\r${line.slice(0, cols - 1)}\x1b[K`);
   };
   return {

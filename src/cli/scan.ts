@@ -1,0 +1,157 @@
+import * as path from 'node:path';
+import { BulwarkError } from '../core/errors.js';
+import { BUDGETS, parseNorm, type Budget } from '../evasion/evaluate/index.js';
+import { DEMO_DEFAULTS, demoModel } from '../report/demo.js';
+import { gateMetrics, runAssessment, writeReport } from '../report/assess.js';
+import { parseGates } from '../report/gates.js';
+import { formatValue } from '../report/html.js';
+import { stageProgress } from '../report/progress.js';
+import type { Report } from '../report/types.js';
+import { numberFlag, parseFlags, printJson } from './args.js';
+
+const HELP = `Usage: bulwark scan --model M.onnx --data SPEC --out DIR [options]
+       bulwark scan --demo
+
+Assesses a model and writes DIR/report.html (one self-contained page: inline SVG plots, no scripts, no external
+assets), DIR/report.json and DIR/report.sarif (SARIF 2.1.0). Sections: the model-file scanner on M.onnx, and
+adversarial robustness (the AutoAttack-style ensemble APGD-CE, APGD-T, FAB-T, Square; a robustness curve;
+gradient-masking checks). Every finding is mapped to MITRE ATLAS and the OWASP ML Top 10. See docs/REPORT.md.
+
+Options:
+  -m, --model M.onnx         the model
+      --data SPEC            labelled data, e.g. mnist:test, mnist:test[0:1000], data.npz
+  -o, --out DIR              the report folder (created if missing)
+      --budget B             quick | standard (default) | thorough
+      --eps E                threat-model radius (default: 0.3 L∞ / 2.0 L2 for 1×28×28 inputs, else 8/255 / 0.5)
+      --norm N               inf (default) or 2
+      --fail-under M=V       CI gate, repeatable: exit 1 when metric M is below V
+                             (metrics: ${gateMetrics().join(', ')}; V a fraction or a percentage)
+      --examples N           assess N examples (default: the budget's; a seeded sample of the data)
+      --seed S               seed of the sample and every attack (default 0)
+      --json                 print one JSON object (files, accuracies, findings, flags, gates)
+      --demo                 assess the reference MNIST CNN on mnist:test with budget quick into ./bulwark-report
+                             (the committed fixture, else a copy cached in $BULWARK_CACHE or ~/.cache/bulwark,
+                             else trained once and cached)
+      --output-kind K        auto | logits | probs (default auto)
+      --threads T            onnxruntime intra-op threads
+      --batch-size B         examples per onnxruntime run (default 256)
+
+Exit codes: 0 report written and every gate passed, 1 a gate failed, 2 usage or input error.
+`;
+
+const OPTIONS = {
+  model: { type: 'string', short: 'm' },
+  data: { type: 'string' },
+  out: { type: 'string', short: 'o' },
+  budget: { type: 'string' },
+  eps: { type: 'string' },
+  norm: { type: 'string' },
+  'fail-under': { type: 'string', multiple: true },
+  examples: { type: 'string' },
+  seed: { type: 'string' },
+  json: { type: 'boolean' },
+  demo: { type: 'boolean' },
+  'output-kind': { type: 'string' },
+  threads: { type: 'string' },
+  'batch-size': { type: 'string' },
+} as const;
+
+/** `bulwark scan`: see HELP. Returns 0 (written, gates passed) or 1 (a gate failed); input errors throw (exit 2). */
+export async function run(argv: string[]): Promise<number> {
+  const p = parseFlags(argv, OPTIONS, HELP);
+  if (!p) return 0;
+  const v = p.values;
+  const demo = v.demo === true;
+  const json = v.json === true;
+  if (demo && typeof v.model === 'string') throw new BulwarkError('BULWARK_E_USAGE', '--demo brings its own model; drop --model (or drop --demo)');
+  const missing = ['model', 'data', 'out'].filter((k) => typeof v[k] !== 'string' || (v[k] as string).length === 0);
+  if (!demo && missing.length > 0) throw new BulwarkError('BULWARK_E_USAGE', `missing required flag${missing.length > 1 ? 's' : ''} ${missing.map((k) => `--${k}`).join(', ')}`, { hint: `usage:\n${HELP}` });
+  const gates = parseGates((v['fail-under'] as string[] | undefined) ?? [], gateMetrics());
+  const budget = (typeof v.budget === 'string' ? v.budget : demo ? DEMO_DEFAULTS.budget : 'standard') as Budget;
+  if (!BUDGETS.includes(budget)) throw new BulwarkError('BULWARK_E_ARG', `--budget must be one of ${BUDGETS.join(', ')}, got ${JSON.stringify(v.budget)}`);
+  const norm = parseNorm(typeof v.norm === 'string' ? v.norm : 'inf');
+  let eps: number | undefined;
+  if (typeof v.eps === 'string') {
+    eps = Number(v.eps);
+    if (v.eps.trim() === '' || !Number.isFinite(eps) || eps <= 0) throw new BulwarkError('BULWARK_E_ARG', `--eps must be a finite radius > 0, got ${JSON.stringify(v.eps)}`, { hint: 'Give eps in input units, e.g. --eps 0.3 for MNIST L∞.' });
+  }
+  const seed = numberFlag(v, 'seed', 0, 0, 2 ** 31 - 1, true);
+  const examples = v.examples === undefined ? undefined : numberFlag(v, 'examples', 1, 1, 1e9, true);
+  const threads = v.threads === undefined ? undefined : numberFlag(v, 'threads', 0, 0, 1024, true);
+  const batchSize = v['batch-size'] === undefined ? undefined : numberFlag(v, 'batch-size', 256, 1, 1 << 20, true);
+  const kind = typeof v['output-kind'] === 'string' ? v['output-kind'] : 'auto';
+  if (kind !== 'auto' && kind !== 'logits' && kind !== 'probs') throw new BulwarkError('BULWARK_E_ARG', `--output-kind must be auto, logits or probs, got ${JSON.stringify(kind)}`);
+
+  const log = (line: string) => {
+    if (!json) process.stderr.write(line + '\n');
+  };
+  const modelPath = demo ? (await demoModel(log)).path : (v.model as string);
+  const data = typeof v.data === 'string' ? v.data : DEMO_DEFAULTS.data;
+  const out = typeof v.out === 'string' ? v.out : DEMO_DEFAULTS.out;
+  if (demo) log(`demo: assessing ${path.relative(process.cwd(), modelPath) || modelPath} on ${data} (budget ${budget}) into ${out}/`);
+  const bar = stageProgress(json ? false : undefined);
+  let report: Report;
+  try {
+    report = await runAssessment({
+      model: modelPath,
+      data,
+      budget,
+      norm,
+      seed,
+      gates,
+      demo,
+      outputKind: kind,
+      ...(eps === undefined ? (demo ? { eps: DEMO_DEFAULTS.eps } : {}) : { eps }),
+      ...(examples === undefined ? {} : { examples }),
+      ...(threads === undefined ? {} : { threads }),
+      ...(batchSize === undefined ? {} : { batchSize }),
+      onProgress: (e) => bar.update(e),
+    });
+  } finally {
+    bar.end();
+  }
+  const files = writeReport(report, out);
+  const exitCode = report.summary.gatesPassed ? 0 : 1;
+  if (json) printJson(scanSummary(report, files, exitCode));
+  else process.stdout.write(renderScanText(report, files) + '\n');
+  return exitCode;
+}
+
+/** The --json object of `bulwark scan`. */
+export function scanSummary(r: Report, files: { html: string; json: string; sarif: string }, exitCode: number): Record<string, unknown> {
+  const ev = r.sections.find((s) => s.id === 'evasion');
+  const flags = r.findings.filter((f) => f.id.startsWith('evasion-masking-')).map((f) => f.id.replace('evasion-masking-', ''));
+  return {
+    files,
+    model: r.subject.model,
+    data: r.data.spec,
+    n: r.data.n,
+    budget: r.settings.budget,
+    eps: r.settings.eps,
+    norm: r.settings.norm,
+    cleanAccuracy: ev?.metrics['clean-accuracy'] ?? null,
+    robustAccuracy: ev?.metrics['robust-accuracy'] ?? null,
+    reliable: r.summary.reliable,
+    flags,
+    findings: r.summary.counts,
+    maxSeverity: r.summary.maxSeverity,
+    gates: r.gates.map((g) => ({ metric: g.metric, value: g.value, actual: g.actual, passed: g.passed })),
+    passed: r.summary.gatesPassed,
+    exitCode,
+    seconds: r.timings.totalSeconds,
+  };
+}
+
+/** Human summary of a scan. */
+export function renderScanText(r: Report, files: { html: string; json: string; sarif: string }): string {
+  const lines: string[] = [];
+  for (const s of r.sections) {
+    lines.push(`${s.status.toUpperCase().padEnd(5)} ${s.title}: ${s.summary}`);
+  }
+  const c = r.summary.counts;
+  lines.push(`findings: ${c.critical} critical, ${c.high} high, ${c.medium} medium, ${c.low} low, ${c.info} info`);
+  for (const f of r.findings) lines.push(`  ${f.severity.toUpperCase().padEnd(8)} ${f.id}: ${f.title} [${[...f.atlas, ...f.owasp].join(', ')}]`);
+  for (const g of r.gates) lines.push(`gate ${g.passed ? 'passed' : 'FAILED'}: ${g.message}`);
+  lines.push(`wrote ${files.html}, ${files.json}, ${files.sarif} (${formatValue(r.timings.totalSeconds, 'seconds')})`);
+  return lines.join('\n');
+}

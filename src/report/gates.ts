@@ -1,0 +1,58 @@
+/**
+ * CI gates: `--fail-under metric=value` (repeatable) fails the run (exit 1) when the report's metric is below the
+ * value. Gates are parsed before anything runs, against the metrics the assessment's sections declare.
+ */
+import { BulwarkError } from '../core/errors.js';
+import { makeFinding } from './taxonomy.js';
+import type { Finding, Gate, GateResult, ReportSection } from './types.js';
+
+/** Metrics whose values are fractions in [0, 1] (gate values must be too). */
+const FRACTIONS = new Set(['clean-accuracy', 'robust-accuracy']);
+
+/**
+ * Parses `metric=value` gate specs.
+ * @param specs the flag values, e.g. ["robust-accuracy=0.5"]
+ * @param known metric names the assessment will report
+ * @throws BulwarkError BULWARK_E_GATE for a malformed spec, an unknown metric or a value out of range
+ * @example parseGates(['robust-accuracy=0.5'], ['clean-accuracy', 'robust-accuracy'])
+ */
+export function parseGates(specs: string[], known: readonly string[]): Gate[] {
+  return specs.map((spec) => {
+    const m = /^\s*([a-z][a-z0-9-]*)\s*=\s*(\S+)\s*$/.exec(spec);
+    if (!m) throw new BulwarkError('BULWARK_E_GATE', `--fail-under ${JSON.stringify(spec)} must read metric=value, e.g. robust-accuracy=0.5`);
+    const metric = m[1]!;
+    if (!known.includes(metric)) throw new BulwarkError('BULWARK_E_GATE', `--fail-under: unknown metric ${JSON.stringify(metric)}; the assessment reports ${known.join(', ')}`);
+    const text = m[2]!;
+    const pct = text.endsWith('%');
+    const value = Number(pct ? text.slice(0, -1) : text) / (pct ? 100 : 1);
+    if (!Number.isFinite(value)) throw new BulwarkError('BULWARK_E_GATE', `--fail-under ${metric}: ${JSON.stringify(text)} is not a number`);
+    if (FRACTIONS.has(metric) && (value < 0 || value > 1)) throw new BulwarkError('BULWARK_E_GATE', `--fail-under ${metric}=${text}: an accuracy gate is a fraction in [0, 1] (or a percentage like 90%)`);
+    return { metric, op: 'fail-under' as const, value };
+  });
+}
+
+/** Evaluates gates against the metrics of the sections; a metric no section produced fails its gate. */
+export function evaluateGates(gates: Gate[], sections: ReportSection[]): GateResult[] {
+  return gates.map((g) => {
+    const owner = sections.find((s) => g.metric in s.metrics);
+    const actual = owner ? owner.metrics[g.metric]! : null;
+    if (actual === null) return { ...g, actual, passed: false, message: `${g.metric} was not measured (its section did not run), so the gate fails` };
+    const passed = actual >= g.value;
+    return { ...g, actual, passed, message: `${g.metric} ${fmt(actual)} ${passed ? '>=' : '<'} ${fmt(g.value)}: ${passed ? 'passed' : 'failed'}` };
+  });
+}
+
+/** The findings of failed gates. */
+export function gateFindings(results: GateResult[]): Finding[] {
+  return results.filter((r) => !r.passed).map((r) => makeFinding('gate-fail-under', {
+    title: `Gate failed: ${r.metric} ${r.actual === null ? 'not measured' : fmt(r.actual)} is under ${fmt(r.value)}`,
+    metric: r.metric,
+    value: r.actual ?? 'not measured',
+    threshold: r.value,
+    evidence: { gate: `--fail-under ${r.metric}=${r.value}`, message: r.message },
+  }));
+}
+
+function fmt(v: number): string {
+  return Number.isInteger(v) ? String(v) : v.toFixed(4).replace(/0+$/, '').replace(/\.$/, '');
+}

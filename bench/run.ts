@@ -140,7 +140,6 @@ ${rows.join('\n')}
   writeSection('signing', `## Supply chain: a 500 MB model file
 
 - Date: ${date}; machine: ${machine}; MB = 10^6 bytes; the file is in the page cache
-- ${sig.note}
 
 | step | MB/s |
 |---|---|

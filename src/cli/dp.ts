@@ -1,3 +1,4 @@
+import { writeTrainingOutputs } from './train-record.js';
 import { BulwarkError } from '../core/errors.js';
 import { ACCOUNTANTS, calibrateNoise, computeEpsilon, type AccountantName, type EpsilonOptions } from '../privacy/accounting/index.js';
 import { parseFlags, printJson, required } from './args.js';
@@ -98,8 +99,6 @@ export async function run(argv: string[]): Promise<number> {
  * @param ctx the required flags, already read
  */
 export async function runDpTrain(v: Record<string, unknown>, ctx: { arch: string; dataSpec: string; out: string; json: boolean }): Promise<number> {
-  const { createHash } = await import('node:crypto');
-  const { writeFileAtomic } = await import('../core/fsio.js');
   const { loadData, parseDataSpec } = await import('../data/index.js');
   const { buildArch } = await import('../nn/zoo.js');
   const { trainDpSgd } = await import('../privacy/dpsgd.js');
@@ -151,31 +150,14 @@ export async function runDpTrain(v: Record<string, unknown>, ctx: { arch: string
       if (!json) process.stderr.write(`epoch ${r.epoch}: loss ${r.loss.toFixed(4)}  train acc ${(100 * r.trainAccuracy).toFixed(2)}%${r.valAccuracy === undefined ? '' : `  val acc ${(100 * r.valAccuracy).toFixed(2)}%`}  epsilon ${r.epsilon.toFixed(3)}  clipped ${(100 * r.clippedFraction).toFixed(0)}%  ${r.seconds.toFixed(1)} s\n`);
     },
   });
-  const bytes = net.toOnnx();
-  writeFileAtomic(out, bytes);
-  if (typeof v['save-npz'] === 'string') net.saveNpz(v['save-npz']);
-  const last = result.history[result.history.length - 1]!;
-  const record = {
-    format: 'bulwark.train-record/1',
-    model: out,
-    modelSha256: createHash('sha256').update(bytes).digest('hex'),
-    arch,
-    parameters: net.parameterCount(),
-    inputShape: net.inputShape,
-    numClasses: net.numClasses,
-    data: { spec: dataSpec, n: data.x.shape[0] },
-    validation: validation ? { spec: v.val, n: validation.x.shape[0] } : null,
+  const record = writeTrainingOutputs({
+    out, net, arch, dataSpec, data, valSpec: v.val, validation, seed, threads, loadSeconds, t0,
     hyperparameters: { epochs: opts.epochs, batchSize: opts.batchSize, lr: opts.lr, optimizer, ...(optimizer === 'sgd' ? { momentum: opts.momentum } : {}), weightDecay: opts.weightDecay ?? 0, schedule: opts.schedule },
-    privacy: result.privacy,
-    seed,
-    threads: threads ?? 0,
-    history: result.history,
-    final: { loss: last.loss, trainAccuracy: last.trainAccuracy, ...(last.valAccuracy === undefined ? {} : { valAccuracy: last.valAccuracy }), epsilon: result.privacy.epsilon },
-    timings: { loadSeconds, trainSeconds: result.seconds, totalSeconds: (performance.now() - t0) / 1000, steps: result.steps, stepsPerSecond: result.steps / result.seconds },
-    versions: { bulwark: '0.1.0', node: process.version },
-    createdAt: new Date().toISOString(),
-  };
-  writeFileAtomic(`${out}.train.json`, JSON.stringify(record, null, 2) + '\n');
+    history: result.history, seconds: result.seconds, steps: result.steps,
+    savePath: typeof v['save-npz'] === 'string' ? v['save-npz'] : undefined,
+    extra: { privacy: result.privacy },
+    finalExtra: { epsilon: result.privacy.epsilon },
+  });
   if (json) printJson(record);
   else process.stdout.write(`wrote ${out} and ${out}.train.json: epsilon ${result.privacy.epsilon.toFixed(3)} at delta ${result.privacy.delta} (sigma ${result.privacy.noiseMultiplier.toFixed(3)}, q ${result.privacy.sampleRate.toPrecision(3)}, ${result.steps} steps, ${result.privacy.accountant})\n`);
   return 0;

@@ -1,6 +1,5 @@
-import { createHash } from 'node:crypto';
+import { writeTrainingOutputs } from './train-record.js';
 import { BulwarkError } from '../core/errors.js';
-import { writeFileAtomic } from '../core/fsio.js';
 import { loadData, parseDataSpec } from '../data/index.js';
 import { ARCH_SPEC_GRAMMAR, ARCHITECTURES, buildArch } from '../nn/zoo.js';
 import { resolveTrainOptions, train, type EpochRecord, type TrainEvent } from '../nn/train.js';
@@ -170,20 +169,8 @@ export async function run(argv: string[]): Promise<number> {
   const result: TrainResult | RobustTrainResult = hardening
     ? await (await import('../evasion/defense/adversarial.js')).robustTrain(net, data, { ...base, schedule, ...(validation ? { validation } : {}), onProgress, ...hardening })
     : await train(net, data, { ...base, schedule, ...(validation ? { validation } : {}), onProgress });
-  const bytes = net.toOnnx();
-  writeFileAtomic(out, bytes);
-  if (typeof v['save-npz'] === 'string') net.saveNpz(v['save-npz']);
-  const last = result.history[result.history.length - 1]!;
-  const record = {
-    format: 'bulwark.train-record/1',
-    model: out,
-    modelSha256: createHash('sha256').update(bytes).digest('hex'),
-    arch,
-    parameters: net.parameterCount(),
-    inputShape: net.inputShape,
-    numClasses: net.numClasses,
-    data: { spec: dataSpec, n: data.x.shape[0] },
-    validation: validation ? { spec: v.val, n: validation.x.shape[0] } : null,
+  const record = writeTrainingOutputs({
+    out, net, arch, dataSpec, data, valSpec: v.val, validation, seed, threads, loadSeconds, t0,
     hyperparameters: {
       epochs: base.epochs,
       batchSize: base.batchSize,
@@ -194,16 +181,10 @@ export async function run(argv: string[]): Promise<number> {
       schedule,
       labelSmoothing: base.labelSmoothing,
     },
-    seed,
-    threads: threads ?? 0,
-    history: result.history,
-    ...(hardening ? { hardening: { ...(result as RobustTrainResult).settings, keptEpoch: (result as RobustTrainResult).keptEpoch, stopped: (result as RobustTrainResult).stopped ?? null } } : {}),
-    final: { loss: last.loss, trainAccuracy: last.trainAccuracy, ...(last.valAccuracy === undefined ? {} : { valAccuracy: last.valAccuracy }) },
-    timings: { loadSeconds, trainSeconds: result.seconds, totalSeconds: (performance.now() - t0) / 1000, steps: result.steps, stepsPerSecond: result.steps / result.seconds },
-    versions: { bulwark: '0.1.0', node: process.version },
-    createdAt: new Date().toISOString(),
-  };
-  writeFileAtomic(`${out}.train.json`, JSON.stringify(record, null, 2) + '\n');
+    history: result.history, seconds: result.seconds, steps: result.steps,
+    savePath: typeof v['save-npz'] === 'string' ? v['save-npz'] : undefined,
+    ...(hardening ? { extra: { hardening: { ...(result as RobustTrainResult).settings, keptEpoch: (result as RobustTrainResult).keptEpoch, stopped: (result as RobustTrainResult).stopped ?? null } } } : {}),
+  });
   if (json) printJson(record);
   else process.stdout.write(`wrote ${out} and ${out}.train.json (${result.seconds.toFixed(1)} s of training)\n`);
   return 0;

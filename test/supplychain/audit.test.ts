@@ -27,7 +27,7 @@ import {
   type AuditRecord,
   type AuditVerifyResult,
 } from '../../src/supplychain/audit/index.js';
-import { main } from '../../src/cli/main.js';
+import { runCli } from '../helpers.js';
 
 // ---- helpers (each registry/audit test file keeps its own small copy) ----
 
@@ -49,31 +49,6 @@ async function findPostgres(): Promise<string | null> {
   return null;
 }
 
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const ow = process.stdout.write;
-  const ew = process.stderr.write;
-  // Only strings are captured: the test runner itself writes buffers to stdout.
-  const grab = (sink: string[], orig: typeof process.stdout.write, stream: NodeJS.WriteStream) =>
-    ((chunk: unknown, ...rest: unknown[]) => {
-      if (typeof chunk === 'string') {
-        sink.push(chunk);
-        return true;
-      }
-      return (orig as (...a: unknown[]) => boolean).call(stream, chunk, ...rest);
-    }) as typeof process.stdout.write;
-  process.stdout.write = grab(out, ow, process.stdout);
-  process.stderr.write = grab(err, ew, process.stderr);
-  let code: number;
-  try {
-    code = await main(args);
-  } finally {
-    process.stdout.write = ow;
-    process.stderr.write = ew;
-  }
-  return { code, stdout: out.join(''), stderr: err.join('') };
-}
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bulwark-audit-'));
 const pgUrl = await findPostgres();
@@ -334,16 +309,16 @@ describe('bulwark audit (CLI)', () => {
     assert.equal(loadAuditSigner(pem).keyId, loadAuditVerifier(pubPem).keyId);
     const common = ['--root', root, '--audit-key', pem, '--checkpoint-every', '2'];
     for (let i = 0; i < 5; i++) {
-      const r = await cli('audit', 'append', ...common, '--action', 'gateway.decision', '--subject', `req-${i}`, '--data', JSON.stringify({ allowed: true }), '--json');
+      const r = await runCli('audit', 'append', ...common, '--action', 'gateway.decision', '--subject', `req-${i}`, '--data', JSON.stringify({ allowed: true }), '--json');
       assert.equal(r.code, 0, r.stderr);
       assert.equal(JSON.parse(r.stdout).seq, i + 1);
     }
-    const ok = await cli('audit', 'verify', '--root', root, '--key', pubPem, '--json');
+    const ok = await runCli('audit', 'verify', '--root', root, '--key', pubPem, '--json');
     assert.equal(ok.code, 0, ok.stdout);
     assert.equal(JSON.parse(ok.stdout).checkpoints.verified, 2);
     const exp = path.join(tmp, 'audit.jsonl');
-    assert.equal((await cli('audit', 'export', '--root', root, '--out', exp)).code, 0);
-    assert.equal((await cli('audit', 'verify', '--file', exp, '--key', pubPem)).code, 0);
+    assert.equal((await runCli('audit', 'export', '--root', root, '--out', exp)).code, 0);
+    assert.equal((await runCli('audit', 'verify', '--file', exp, '--key', pubPem)).code, 0);
 
     // Edit record 3 in the database behind the log's back.
     const db = await openSqlDb({ url: path.join(root, 'registry.db') });
@@ -353,12 +328,12 @@ describe('bulwark audit (CLI)', () => {
       await tx.run(`UPDATE ${t} SET record = ? WHERE seq = 3`, [row.record.replace('"allowed":true', '"allowed":false')]);
     });
     await db.close();
-    const bad = await cli('audit', 'verify', '--root', root, '--key', pubPem);
+    const bad = await runCli('audit', 'verify', '--root', root, '--key', pubPem);
     assert.equal(bad.code, 1);
     assert.match(bad.stdout, /TAMPERING FOUND/);
     assert.match(bad.stdout, /edited at 3: record 3 was modified/);
-    const badJson = await cli('audit', 'verify', '--root', root, '--key', pubPem, '--json');
+    const badJson = await runCli('audit', 'verify', '--root', root, '--key', pubPem, '--json');
     assert.deepEqual(JSON.parse(badJson.stdout).issues.map((i: AuditIssue) => [i.kind, i.seq]), [['edited', 3]]);
-    assert.equal((await cli('audit', 'verify', '--root', path.join(tmp, 'nowhere'))).code, 2);
+    assert.equal((await runCli('audit', 'verify', '--root', path.join(tmp, 'nowhere'))).code, 2);
   });
 });

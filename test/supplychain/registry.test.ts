@@ -10,8 +10,7 @@ import { writeModelBytes, type Graph } from '../../src/onnx/ir.js';
 import { generateKeyPair, loadPrivateKey, saveKeyPair } from '../../src/supplychain/crypto/keys.js';
 import { signPath, writeSignature } from '../../src/supplychain/signing/sign.js';
 import { aliasStack, openRegistry, type Registry, type RegistryOptions } from '../../src/supplychain/registry/registry.js';
-import { main } from '../../src/cli/main.js';
-import { repoRoot } from '../helpers.js';
+import { repoRoot, runCli, lastJson } from '../helpers.js';
 
 // ---- helpers (each registry/audit test file keeps its own small copy) ----
 
@@ -72,35 +71,7 @@ async function dropSchemas(url: string, schemas: string[]): Promise<void> {
   }
 }
 
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const ow = process.stdout.write;
-  const ew = process.stderr.write;
-  const grab = (sink: string[], orig: typeof process.stdout.write, stream: NodeJS.WriteStream) =>
-    ((chunk: unknown, ...rest: unknown[]) => {
-      if (typeof chunk === 'string') {
-        sink.push(chunk);
-        return true;
-      }
-      return (orig as (...a: unknown[]) => boolean).call(stream, chunk, ...rest);
-    }) as typeof process.stdout.write;
-  process.stdout.write = grab(out, ow, process.stdout);
-  process.stderr.write = grab(err, ew, process.stderr);
-  let code: number;
-  try {
-    code = await main(args);
-  } finally {
-    process.stdout.write = ow;
-    process.stderr.write = ew;
-  }
-  return { code, stdout: out.join(''), stderr: err.join('') };
-}
 
-function lastJson(s: string): Record<string, any> {
-  const lines = s.trim().split('\n');
-  return JSON.parse(lines[lines.length - 1]!);
-}
 
 async function rejectsCode(p: Promise<unknown>, code: string, re?: RegExp): Promise<BulwarkError> {
   try {
@@ -479,44 +450,44 @@ for (const be of backends) {
     test('CLI: push, list, show, alias, rollback, pull, verify, bom with --json and exit codes', async () => {
       const o = be.fresh();
       const base = ['--root', o.root, ...(o.db ? ['--db', o.db] : []), '--json'];
-      const push = await cli('registry', 'push', models['m1']!.file, 'net@1.0.0', '--trusted-key', `${keys.signer}.pub`, '--require-signature', '--alias', 'production', '--by', 'carol', ...base);
+      const push = await runCli('registry', 'push', models['m1']!.file, 'net@1.0.0', '--trusted-key', `${keys.signer}.pub`, '--require-signature', '--alias', 'production', '--by', 'carol', ...base);
       assert.equal(push.code, 0, push.stderr);
       assert.equal(lastJson(push.stdout)['digest'], sha256(models['m1']!.bytes));
-      const unsigned = await cli('registry', 'push', models['m2']!.file, 'net@1.1.0', '--no-sig', '--trusted-key', `${keys.signer}.pub`, '--require-signature', ...base);
+      const unsigned = await runCli('registry', 'push', models['m2']!.file, 'net@1.1.0', '--no-sig', '--trusted-key', `${keys.signer}.pub`, '--require-signature', ...base);
       assert.equal(unsigned.code, 1, 'a policy refusal is a failed gate: exit 1');
       assert.match(unsigned.stderr, /BULWARK_E_REGISTRY_POLICY/);
-      assert.equal((await cli('registry', 'push', models['m2']!.file, 'net@1.1.0', ...base)).code, 0);
-      assert.equal((await cli('registry', 'push', models['m2']!.file, 'net@1.1.0', ...base)).code, 2, 'an existing version is an input error');
-      const list = await cli('registry', 'list', ...base);
+      assert.equal((await runCli('registry', 'push', models['m2']!.file, 'net@1.1.0', ...base)).code, 0);
+      assert.equal((await runCli('registry', 'push', models['m2']!.file, 'net@1.1.0', ...base)).code, 2, 'an existing version is an input error');
+      const list = await runCli('registry', 'list', ...base);
       assert.deepEqual(lastJson(list.stdout)['models'], [{ name: 'net', versions: 2, latest: '1.1.0', aliases: { production: '1.0.0' } }]);
-      assert.equal((await cli('registry', 'alias', 'net@1.1.0', 'production', ...base)).code, 0);
-      const rb = await cli('registry', 'rollback', 'net', 'production', ...base);
+      assert.equal((await runCli('registry', 'alias', 'net@1.1.0', 'production', ...base)).code, 0);
+      const rb = await runCli('registry', 'rollback', 'net', 'production', ...base);
       assert.equal(rb.code, 0, rb.stderr);
       assert.deepEqual([lastJson(rb.stdout)['from'], lastJson(rb.stdout)['to']], ['1.1.0', '1.0.0']);
-      const show = await cli('registry', 'show', 'net@production', ...base);
+      const show = await runCli('registry', 'show', 'net@production', ...base);
       assert.equal(lastJson(show.stdout)['version'], '1.0.0');
       assert.equal(lastJson(show.stdout)['createdBy'], 'carol');
       const out = path.join(tmp, `cli-pull-${be.name}.onnx`);
-      const pull = await cli('registry', 'pull', 'net@production', '--out', out, '--trusted-key', `${keys.signer}.pub`, '--require-signature', ...base);
+      const pull = await runCli('registry', 'pull', 'net@production', '--out', out, '--trusted-key', `${keys.signer}.pub`, '--require-signature', ...base);
       assert.equal(pull.code, 0, pull.stderr);
       assert.deepEqual(fs.readFileSync(out), models['m1']!.bytes);
-      const ver = await cli('registry', 'verify', ...base);
+      const ver = await runCli('registry', 'verify', ...base);
       assert.equal(ver.code, 0, ver.stdout);
-      const hist = await cli('registry', 'history', 'net', ...base);
+      const hist = await runCli('registry', 'history', 'net', ...base);
       assert.equal(lastJson(hist.stdout)['moves'].length, 3);
-      const bom = await cli('registry', 'bom', 'net@1.0.0', ...base);
+      const bom = await runCli('registry', 'bom', 'net@1.0.0', ...base);
       assert.equal(lastJson(bom.stdout)['metadata']['component']['type'], 'machine-learning-model');
-      const audit = await cli('audit', 'verify', ...base.filter((a) => a !== '--json'), '--json');
+      const audit = await runCli('audit', 'verify', ...base.filter((a) => a !== '--json'), '--json');
       assert.equal(audit.code, 0, audit.stdout);
       assert.equal(lastJson(audit.stdout)['records'], 4);
-      assert.equal((await cli('registry', 'show', 'net@9.9.9', ...base)).code, 2);
-      assert.equal((await cli('registry', 'frobnicate', ...base)).code, 2);
-      assert.equal((await cli('registry', 'push', models['m1']!.file, ...base)).code, 2, 'a missing positional is a usage error');
+      assert.equal((await runCli('registry', 'show', 'net@9.9.9', ...base)).code, 2);
+      assert.equal((await runCli('registry', 'frobnicate', ...base)).code, 2);
+      assert.equal((await runCli('registry', 'push', models['m1']!.file, ...base)).code, 2, 'a missing positional is a usage error');
       // Corrupt a blob: verify exits 1 and names the version.
       const blob = path.join(o.root, 'blobs', 'sha256', sha256(models['m2']!.bytes));
       fs.chmodSync(blob, 0o644);
       fs.appendFileSync(blob, 'x');
-      const bad = await cli('registry', 'verify', ...base);
+      const bad = await runCli('registry', 'verify', ...base);
       assert.equal(bad.code, 1);
       assert.deepEqual(lastJson(bad.stdout)['issues'].map((i: { kind: string; subject: string }) => `${i.kind} ${i.subject}`), ['blob-corrupt net@1.1.0']);
     });
@@ -525,14 +496,14 @@ for (const be of backends) {
 
 test('a missing SQLite registry is reported, not created, by read-only commands', async () => {
   const root = path.join(tmp, 'does-not-exist');
-  const r = await cli('registry', 'list', '--root', root);
+  const r = await runCli('registry', 'list', '--root', root);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /BULWARK_E_REGISTRY_NOT_FOUND/);
   assert.equal(fs.existsSync(root), false);
 });
 
 test('a PostgreSQL URL that does not answer is BULWARK_E_DB, and the password never appears in the message', async () => {
-  const r = await cli('registry', 'list', '--root', path.join(tmp, 'pgdown'), '--db', 'postgres://u:s3cretpw@127.0.0.1:1/none');
+  const r = await runCli('registry', 'list', '--root', path.join(tmp, 'pgdown'), '--db', 'postgres://u:s3cretpw@127.0.0.1:1/none');
   assert.equal(r.code, 2);
   assert.match(r.stderr, /BULWARK_E_DB/);
   assert.doesNotMatch(r.stderr, /s3cretpw/);

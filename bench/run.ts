@@ -19,6 +19,7 @@ import { buildArch } from '../src/nn/zoo.js';
 import { TrainingSession } from '../src/nn/train.js';
 import { makeOptimizer } from '../src/nn/optim.js';
 import { benchmarkSigning } from '../src/supplychain/signing/bench.js';
+import { runAttack } from '../src/evasion/index.js';
 import { Rng } from '../src/core/rng.js';
 import type { Float32Tensor } from '../src/core/tensor.js';
 
@@ -86,7 +87,47 @@ function torchSide(weights: string, xFile: string, yFile: string, threads: numbe
   return JSON.parse(r.stdout.trim().split('\n').pop()!);
 }
 
+/** PGD-40 (Linf 0.3, steps of 0.01, no random start, all steps) on 1000 MNIST test images, both sides. */
+async function evasionSection(threadList: number[]): Promise<void> {
+  const n = 1000;
+  const ds = await loadData(`mnist:test[0:${n}]`);
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bulwark-bench-pgd-'));
+  const xFile = path.join(tmp, 'x.npy');
+  const yFile = path.join(tmp, 'y.npy');
+  fs.writeFileSync(xFile, encodeNpy(ds.x));
+  fs.writeFileSync(yFile, encodeNpy({ data: BigInt64Array.from(ds.y!, (v) => BigInt(v)), shape: [n], dtype: 'int64' }));
+  const onnx = path.join(root, 'fixtures', 'models', 'mnist-cnn-small.onnx');
+  const weights = path.join(root, 'fixtures', 'models', 'mnist-cnn-small.npz');
+  const rows: string[] = [];
+  for (const threads of threadList) {
+    const model = await loadModel(onnx, { threads, batchSize: BATCH });
+    const t0 = performance.now();
+    const res = await runAttack('pgd', model, ds.x, ds.y!, { eps: 0.3, norm: 'inf', steps: 40, stepSize: 0.01, randomStart: false, keepSuccess: false });
+    const ours = (performance.now() - t0) / 1000;
+    await model.dispose();
+    const r = spawnSync('/usr/bin/python3', [path.join(root, 'bench', 'torch_pgd.py'), '--weights', weights, '--images', xFile, '--labels', yFile, '--eps', '0.3', '--steps', '40', '--step-size', '0.01', '--batch', String(BATCH), '--threads', String(threads), '--json'], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`torch_pgd.py failed: ${r.stderr}`);
+    const t = JSON.parse(r.stdout.trim().split('\n').pop()!) as { seconds: number; robustAccuracy: number };
+    rows.push(`| ${threads} | ${(n / ours).toFixed(0)} | ${(n / t.seconds).toFixed(0)} | ${(t.seconds / ours).toFixed(2)}x | ${(100 * res.summary.robustAccuracy).toFixed(1)}% | ${(100 * t.robustAccuracy).toFixed(1)}% |`);
+    process.stderr.write(`pgd threads ${threads}: bulwark ${ours.toFixed(2)} s, torch ${t.seconds.toFixed(2)} s\n`);
+  }
+  writeSection('evasion', `## Evasion: PGD-40 on ${n} MNIST test images
+
+Linf eps 0.3, 40 steps of 0.01, no random start, every step run for every example, batch ${BATCH}, on
+fixtures/models/mnist-cnn-small.onnx; PyTorch side bench/torch_pgd.py on the same weights. Date
+${new Date().toISOString().slice(0, 10)}.
+
+| threads | Bulwark images/s | PyTorch images/s | speed-up | Bulwark robust acc. | PyTorch robust acc. |
+|---|---|---|---|---|---|
+${rows.join('\n')}
+`);
+}
+
 async function main() {
+  if (process.env['BENCH_ONLY'] === 'evasion') {
+    await evasionSection([1, 2]);
+    return;
+  }
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bulwark-bench-'));
   const net = buildArch('cnn-small', { seed: 0 });
   const onnxPath = path.join(tmp, 'cnn-small.onnx');
@@ -136,6 +177,7 @@ batch and thread count. Speed-up = PyTorch time / Bulwark time (above 1 means Bu
 |---|---|---|---|---|---|---|
 ${rows.join('\n')}
 `);
+  await evasionSection([1, 2]);
   const sig = await benchmarkSigning({ sizeMB: 500 });
   writeSection('signing', `## Supply chain: a 500 MB model file
 

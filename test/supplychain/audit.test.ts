@@ -28,26 +28,10 @@ import {
   type AuditVerifyResult,
 } from '../../src/supplychain/audit/index.js';
 import { runCli } from '../helpers.js';
+import { findPostgres } from './shared.js';
 
 // ---- helpers (each registry/audit test file keeps its own small copy) ----
 
-async function findPostgres(): Promise<string | null> {
-  const candidates = process.env['BULWARK_TEST_PG'] ? [process.env['BULWARK_TEST_PG']] : ['postgres://root@127.0.0.1:5432/test', 'postgres://postgres@127.0.0.1:5432/test'];
-  const errors: string[] = [];
-  for (const url of candidates) {
-    const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
-    try {
-      await c.connect();
-      await c.end();
-      return url;
-    } catch (e) {
-      errors.push(`${url}: ${(e as Error).message}`);
-      await c.end().catch(() => undefined);
-    }
-  }
-  if (process.env['CI'] === 'true') throw new Error(`PostgreSQL is required in CI and is not reachable (${errors.join('; ')}); .ci/run starts it`);
-  return null;
-}
 
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bulwark-audit-'));

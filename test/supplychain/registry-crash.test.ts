@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { Rng } from '../../src/core/rng.js';
-import type { Graph } from '../../src/onnx/ir.js';
+import { makeOnnx } from './shared.js';
 import { openRegistry, type RegistryOptions } from '../../src/supplychain/registry/registry.js';
 // The child imports only what a push needs (start-up time is most of a round); the parent loads the rest lazily.
 
@@ -20,28 +20,6 @@ interface ChildConfig {
   models: string[];
 }
 
-async function makeOnnx(file: string, seed: number, n: number): Promise<void> {
-  const { writeModelBytes } = await import('../../src/onnx/ir.js');
-  const w = new Float32Array(4 * n);
-  for (let i = 0; i < w.length; i++) w[i] = Math.sin(i * 0.37 + seed);
-  const g: Graph = {
-    name: 'g',
-    nodes: [{ name: 'mm', opType: 'MatMul', domain: '', inputs: ['x', 'W'], outputs: ['y'], attrs: new Map() }],
-    inputs: [{ name: 'x', elemType: 1, shape: ['N', 4] }],
-    outputs: [{ name: 'y', elemType: 1, shape: ['N', n] }],
-    initializers: new Map([['W', { dataType: 1, dims: [4, n], data: w }]]),
-    valueInfo: new Map(),
-    opset: 17,
-    opsetImports: [{ domain: '', version: 17 }],
-    irVersion: 8,
-    producerName: 'bulwark-test',
-    producerVersion: '0',
-    docString: '',
-    metadata: {},
-    functions: [],
-  };
-  fs.writeFileSync(file, writeModelBytes(g));
-}
 
 async function childMain(cfg: ChildConfig): Promise<void> {
   const reg = await openRegistry(cfg.options);
@@ -177,7 +155,7 @@ if (process.env['BULWARK_CRASH_CHILD']) {
     const priv = loadPrivateKey(keyFile);
     for (let i = 0; i < 3; i++) {
       const f = path.join(tmp, `model-${i}.onnx`);
-      await makeOnnx(f, i, 16 * 1024); // 256 KiB each: the blob write is a real part of a push
+      makeOnnx(f, i, 16 * 1024); // 256 KiB each: the blob write is a real part of a push
       const r = await signPath(f, priv);
       await writeSignature(r.sigPath, r.envelope);
       models.push(f);

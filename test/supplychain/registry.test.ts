@@ -6,59 +6,16 @@ import * as path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { BulwarkError } from '../../src/core/errors.js';
-import { writeModelBytes, type Graph } from '../../src/onnx/ir.js';
 import { generateKeyPair, loadPrivateKey, saveKeyPair } from '../../src/supplychain/crypto/keys.js';
 import { signPath, writeSignature } from '../../src/supplychain/signing/sign.js';
 import { aliasStack, openRegistry, type Registry, type RegistryOptions } from '../../src/supplychain/registry/registry.js';
 import { repoRoot, runCli, lastJson } from '../helpers.js';
+import { findPostgres, makeOnnx } from './shared.js';
 
-// ---- helpers (each registry/audit test file keeps its own small copy) ----
 
-/** A valid ONNX model (one MatMul) whose weights depend on `seed`; `n` columns of 4 floats. */
-function makeOnnx(file: string, seed: number, n = 256): Buffer {
-  const w = new Float32Array(4 * n);
-  for (let i = 0; i < w.length; i++) w[i] = Math.sin(i * 0.37 + seed);
-  const g: Graph = {
-    name: 'g',
-    nodes: [{ name: 'mm', opType: 'MatMul', domain: '', inputs: ['x', 'W'], outputs: ['y'], attrs: new Map() }],
-    inputs: [{ name: 'x', elemType: 1, shape: ['N', 4] }],
-    outputs: [{ name: 'y', elemType: 1, shape: ['N', n] }],
-    initializers: new Map([['W', { dataType: 1, dims: [4, n], data: w }]]),
-    valueInfo: new Map(),
-    opset: 17,
-    opsetImports: [{ domain: '', version: 17 }],
-    irVersion: 8,
-    producerName: 'bulwark-test',
-    producerVersion: '0',
-    docString: '',
-    metadata: {},
-    functions: [],
-  };
-  const bytes = Buffer.from(writeModelBytes(g));
-  fs.writeFileSync(file, bytes);
-  return bytes;
-}
 
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
-/** A PostgreSQL URL that answers, or null; under CI=true a missing server is an error, never a skip. */
-async function findPostgres(): Promise<string | null> {
-  const candidates = process.env['BULWARK_TEST_PG'] ? [process.env['BULWARK_TEST_PG']] : ['postgres://root@127.0.0.1:5432/test', 'postgres://postgres@127.0.0.1:5432/test'];
-  const errors: string[] = [];
-  for (const url of candidates) {
-    const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
-    try {
-      await c.connect();
-      await c.end();
-      return url;
-    } catch (e) {
-      errors.push(`${url}: ${(e as Error).message}`);
-      await c.end().catch(() => undefined);
-    }
-  }
-  if (process.env['CI'] === 'true') throw new Error(`PostgreSQL is required in CI and is not reachable (${errors.join('; ')}); .ci/run starts it`);
-  return null;
-}
 
 async function dropSchemas(url: string, schemas: string[]): Promise<void> {
   if (schemas.length === 0) return;

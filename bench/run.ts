@@ -14,7 +14,7 @@ import { encodeNpy } from '../src/data/npy.js';
 import { loadModel } from '../src/runtime/model.js';
 import { createSession, runSession, toOrt } from '../src/runtime/session.js';
 import { GraphBuilder } from '../src/onnx/builder.js';
-import { ELEM, type Graph } from '../src/onnx/ir.js';
+import { ELEM, emptyGraph } from '../src/onnx/ir.js';
 import { buildArch } from '../src/nn/zoo.js';
 import { TrainingSession } from '../src/nn/train.js';
 import { makeOptimizer } from '../src/nn/optim.js';
@@ -44,10 +44,8 @@ async function median(fn: () => Promise<unknown>, iters = ITERS, warmup = 3): Pr
 /** float32 GEMM rate of onnxruntime's MatMul (MLAS), 1024x1024, as the machine's matrix-multiply peak. */
 async function matmulPeak(threads: number): Promise<number> {
   const n = 1024;
-  const g: Graph = {
-    name: 'mm', nodes: [], inputs: [{ name: 'a', elemType: ELEM.FLOAT, shape: [n, n] }, { name: 'b', elemType: ELEM.FLOAT, shape: [n, n] }], outputs: [],
-    initializers: new Map(), valueInfo: new Map(), opset: 17, opsetImports: [{ domain: '', version: 17 }], irVersion: 8, producerName: 'bench', producerVersion: '', docString: '', metadata: {}, functions: [],
-  };
+  const g = emptyGraph({ name: 'mm', inputs: [{ name: 'a', elemType: ELEM.FLOAT, shape: [n, n] }, { name: 'b', elemType: ELEM.FLOAT, shape: [n, n] }] });
+
   const out = new GraphBuilder(g).node('MatMul', ['a', 'b']);
   g.outputs.push({ name: out, elemType: ELEM.FLOAT, shape: [n, n] });
   const s = await createSession(g, { threads });

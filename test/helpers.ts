@@ -1,7 +1,10 @@
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import { BulwarkError } from '../src/core/errors.js';
+import { GraphBuilder } from '../src/onnx/builder.js';
+import { ELEM, emptyGraph, writeModelBytes } from '../src/onnx/ir.js';
 
 /** The repository root (tests run from dist/test). */
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -70,4 +73,25 @@ export function fails(code: string, pattern?: RegExp): (e: unknown) => boolean {
     if (pattern) assert.match(e.message, pattern);
     return true;
   };
+}
+
+/** Writes a 4-feature model whose output passes through Hardmax (no gradient rule) into `dir`; returns its path. */
+export function hardmaxModel(dir: string): string {
+  const g = emptyGraph({ name: 'hm', producer: 'test', inputs: [{ name: 'input', elemType: ELEM.FLOAT, shape: ['N', 4] }] });
+  const b = new GraphBuilder(g);
+  const w = b.floats('w', Array.from({ length: 12 }, (_, i) => (i % 5) / 5 - 0.4), [4, 3]);
+  const out = b.node('Hardmax', [b.node('MatMul', ['input', w])], {}, 'hardmax', 'output');
+  g.outputs.push({ name: out, elemType: ELEM.FLOAT, shape: ['N', 3] });
+  const file = path.join(dir, 'hardmax.onnx');
+  fs.writeFileSync(file, writeModelBytes(g));
+  return file;
+}
+
+/** A CLI run that ended in a coded user error: exit 2, `bulwark: CODE: ...`, a hint, and no stack trace. */
+export function assertUserError(r: { code: number | null; stderr: string }, code: string, pattern?: RegExp): void {
+  assert.equal(r.code, 2, `exit code ${r.code}; stderr: ${r.stderr}`);
+  assert.match(r.stderr, new RegExp(`bulwark: ${code}: `));
+  assert.match(r.stderr, /\nhint: /);
+  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  if (pattern) assert.match(r.stderr, pattern);
 }

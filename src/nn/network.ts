@@ -9,7 +9,7 @@ import { Rng } from '../core/rng.js';
 import { sizeOf, type Tensor } from '../core/tensor.js';
 import { writeNpz } from '../data/index.js';
 import { GraphBuilder } from '../onnx/builder.js';
-import { ELEM, irVersionFor, writeModelBytes, type Graph } from '../onnx/ir.js';
+import { ELEM, emptyGraph, writeModelBytes, type Graph } from '../onnx/ir.js';
 import { walkLayers, type Layer, type Mode, type Param } from './layers.js';
 
 /** Name of the input of every graph a Network builds. */
@@ -106,22 +106,12 @@ export class Network {
    */
   graph(opts: GraphOptions): Graph {
     const opset = opts.opset ?? (opts.mode === 'train' ? TRAIN_OPSET : EXPORT_OPSET);
-    const g: Graph = {
+    const g = emptyGraph({
       name: 'bulwark_network',
-      nodes: [],
-      inputs: [{ name: INPUT_NAME, elemType: ELEM.FLOAT, shape: ['N', ...this.inputShape] }],
-      outputs: [],
-      initializers: new Map(),
-      valueInfo: new Map(),
       opset,
-      opsetImports: [{ domain: '', version: opset }],
-      irVersion: irVersionFor(opset),
-      producerName: 'bulwark',
-      producerVersion: '0.1.0',
-      docString: '',
+      inputs: [{ name: INPUT_NAME, elemType: ELEM.FLOAT, shape: ['N', ...this.inputShape] }],
       metadata: { 'bulwark.arch': this.arch, 'bulwark.input_shape': JSON.stringify(this.inputShape) },
-      functions: [],
-    };
+    });
     // Training graphs normalize with batch statistics, so running statistics are not part of them.
     const tensors = opts.mode === 'train' ? this.params() : this.state();
     for (const p of tensors) {

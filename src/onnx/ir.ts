@@ -476,6 +476,27 @@ export function cloneGraph(g: Graph): Graph {
   };
 }
 
+/** A new graph with no nodes, at one opset of the default domain, for builders to fill. */
+export function emptyGraph(opts: { name?: string; opset?: number; inputs?: ValueInfo[]; producer?: string; metadata?: Record<string, string> } = {}): Graph {
+  const opset = opts.opset ?? 17;
+  return {
+    name: opts.name ?? 'graph',
+    nodes: [],
+    inputs: opts.inputs ?? [],
+    outputs: [],
+    initializers: new Map(),
+    valueInfo: new Map(),
+    opset,
+    opsetImports: [{ domain: '', version: opset }],
+    irVersion: irVersionFor(opset),
+    producerName: opts.producer ?? 'bulwark',
+    producerVersion: '0.1.0',
+    docString: '',
+    metadata: opts.metadata ?? {},
+    functions: [],
+  };
+}
+
 /** Graph inputs that are real inputs (not initializers listed as inputs, as older exporters do). */
 export function realInputs(g: Graph): ValueInfo[] {
   return g.inputs.filter((v) => !g.initializers.has(v.name));

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { Rng } from '../../src/core/rng.js';
 import { sizeOf } from '../../src/core/tensor.js';
 import { GraphBuilder, floatAttr, type AttrInit } from '../../src/onnx/builder.js';
-import { ELEM, type Graph } from '../../src/onnx/ir.js';
+import { ELEM, emptyGraph, type Graph } from '../../src/onnx/ir.js';
 import { normalizeOpset } from '../../src/autodiff/normalize.js';
 import { buildGradient } from '../../src/autodiff/walker.js';
 import { probeShapes } from '../../src/runtime/probe.js';
@@ -158,11 +158,8 @@ function sample(rng: Rng, inp: In): number[] {
 
 /** Builds the op graph with Σ(Y ⊙ R) loss outputs; returns the graph, x input names and values. */
 function buildCase(c: Case, rng: Rng, floatType: number) {
-  const g: Graph = {
-    name: 'case', nodes: [], inputs: [], outputs: [], initializers: new Map(), valueInfo: new Map(),
-    opset: c.opset ?? 18, opsetImports: [{ domain: '', version: c.opset ?? 18 }], irVersion: 8,
-    producerName: 'test', producerVersion: '', docString: '', metadata: {}, functions: [],
-  };
+  const g = emptyGraph({ name: 'case', opset: c.opset ?? 18 });
+
   const b = new GraphBuilder(g, floatType);
   const xs: { name: string; dims: number[]; values: number[] }[] = [];
   const names = c.inputs.map((inp, i) => {

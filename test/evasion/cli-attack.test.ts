@@ -5,9 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { encodeNpy, readNpy } from '../../src/data/npy.js';
-import { GraphBuilder } from '../../src/onnx/builder.js';
-import { ELEM, writeModelBytes, type Graph } from '../../src/onnx/ir.js';
-import { repoRoot } from '../helpers.js';
+import { repoRoot, hardmaxModel, assertUserError } from '../helpers.js';
 import { REFERENCE_MODEL } from './reference.js';
 
 const bin = path.join(repoRoot, 'bin', 'bulwark.js');
@@ -24,28 +22,7 @@ function npy(name: string, data: Float32Array | BigInt64Array, shape: number[]):
   return file;
 }
 
-function assertUserError(r: ReturnType<typeof cli>, code: string, pattern?: RegExp) {
-  assert.equal(r.code, 2, `exit code ${r.code}; stderr: ${r.stderr}`);
-  assert.match(r.stderr, new RegExp(`bulwark: ${code}: `));
-  assert.match(r.stderr, /\nhint: /);
-  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
-  if (pattern) assert.match(r.stderr, pattern);
-}
 
-/** A 4-feature model ending in Hardmax, which has no gradient rule. */
-function hardmaxModel(): string {
-  const g: Graph = {
-    name: 'hm', nodes: [], inputs: [{ name: 'input', elemType: ELEM.FLOAT, shape: ['N', 4] }], outputs: [], initializers: new Map(), valueInfo: new Map(),
-    opset: 17, opsetImports: [{ domain: '', version: 17 }], irVersion: 8, producerName: 'test', producerVersion: '', docString: '', metadata: {}, functions: [],
-  };
-  const b = new GraphBuilder(g);
-  const w = b.floats('w', Array.from({ length: 12 }, (_, i) => (i % 5) / 5 - 0.4), [4, 3]);
-  const out = b.node('Hardmax', [b.node('MatMul', ['input', w])], {}, 'hardmax', 'output');
-  g.outputs.push({ name: out, elemType: ELEM.FLOAT, shape: ['N', 3] });
-  const file = path.join(tmp, 'hardmax.onnx');
-  fs.writeFileSync(file, writeModelBytes(g));
-  return file;
-}
 
 const data = 'mnist:test[0:20]';
 
@@ -95,7 +72,7 @@ test('bad input ends in a coded error and exit 2', () => {
 test('a white-box attack on a model without gradients names the black-box attacks', () => {
   const x = npy('x4.npy', new Float32Array(8).fill(0.5), [2, 4]);
   const y = npy('y4.npy', new BigInt64Array([0n, 1n]), [2]);
-  const r = cli('pgd', '--model', hardmaxModel(), '--input', x, '--labels', y, '--eps', '0.1');
+  const r = cli('pgd', '--model', hardmaxModel(tmp), '--input', x, '--labels', y, '--eps', '0.1');
   assertUserError(r, 'BULWARK_E_UNSUPPORTED_OP', /Hardmax/);
   assert.match(r.stderr, /square/);
   assert.match(r.stderr, /hsj/);

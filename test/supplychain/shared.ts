@@ -1,27 +1,16 @@
 import * as fs from 'node:fs';
 import pg from 'pg';
-import { writeModelBytes, type Graph } from '../../src/onnx/ir.js';
+import { emptyGraph, writeModelBytes } from '../../src/onnx/ir.js';
 
 /** Writes a valid ONNX model (one MatMul, x [N,4] -> y [N,n]) whose weights depend on `seed`, and returns its bytes. */
 export function makeOnnx(file: string, seed: number, n = 256): Buffer {
   const w = new Float32Array(4 * n);
   for (let i = 0; i < w.length; i++) w[i] = Math.sin(i * 0.37 + seed);
-  const g: Graph = {
-    name: 'g',
-    nodes: [{ name: 'mm', opType: 'MatMul', domain: '', inputs: ['x', 'W'], outputs: ['y'], attrs: new Map() }],
-    inputs: [{ name: 'x', elemType: 1, shape: ['N', 4] }],
-    outputs: [{ name: 'y', elemType: 1, shape: ['N', n] }],
-    initializers: new Map([['W', { dataType: 1, dims: [4, n], data: w }]]),
-    valueInfo: new Map(),
-    opset: 17,
-    opsetImports: [{ domain: '', version: 17 }],
-    irVersion: 8,
-    producerName: 'bulwark-test',
-    producerVersion: '0',
-    docString: '',
-    metadata: {},
-    functions: [],
-  };
+  const g = emptyGraph({ name: 'g', producer: 'bulwark-test', inputs: [{ name: 'x', elemType: 1, shape: ['N', 4] }] });
+  g.nodes.push({ name: 'mm', opType: 'MatMul', domain: '', inputs: ['x', 'W'], outputs: ['y'], attrs: new Map() });
+  g.outputs.push({ name: 'y', elemType: 1, shape: ['N', n] });
+  g.initializers.set('W', { dataType: 1, dims: [4, n], data: w });
+
   const bytes = Buffer.from(writeModelBytes(g));
   fs.writeFileSync(file, bytes);
   return bytes;

@@ -177,10 +177,12 @@ function poolOut(layer: string, s: readonly number[], k: number, stride: number,
   return [s[0]!, ...out];
 }
 
-/** Max pooling over k×k windows (stride defaults to k, as in PyTorch). */
-export class MaxPool2d extends Leaf {
+/** k×k pooling with PyTorch's defaults (stride = k, no padding); subclasses name the ONNX op and its extra attributes. */
+abstract class Pool2d extends Leaf {
   readonly stride: number;
   readonly padding: number;
+  protected abstract readonly op: string;
+  protected readonly extra: Record<string, number> = {};
   constructor(name: string, readonly kernel: number, opts: { stride?: number; padding?: number } = {}) {
     super(name);
     positiveInt(name, 'kernel size', kernel);
@@ -192,27 +194,19 @@ export class MaxPool2d extends Leaf {
   }
   emit(b: GraphBuilder, x: string): string {
     const p = this.padding;
-    return b.node('MaxPool', [x], { kernel_shape: [this.kernel, this.kernel], strides: [this.stride, this.stride], pads: [p, p, p, p] }, this.name);
+    return b.node(this.op, [x], { kernel_shape: [this.kernel, this.kernel], strides: [this.stride, this.stride], pads: [p, p, p, p], ...this.extra }, this.name);
   }
 }
 
+/** Max pooling over k×k windows (stride defaults to k, as in PyTorch). */
+export class MaxPool2d extends Pool2d {
+  protected readonly op = 'MaxPool';
+}
+
 /** Average pooling over k×k windows (stride defaults to k; padded cells count, as PyTorch's count_include_pad=True). */
-export class AvgPool2d extends Leaf {
-  readonly stride: number;
-  readonly padding: number;
-  constructor(name: string, readonly kernel: number, opts: { stride?: number; padding?: number } = {}) {
-    super(name);
-    positiveInt(name, 'kernel size', kernel);
-    this.stride = positiveInt(name, 'stride', opts.stride ?? kernel);
-    this.padding = positiveInt(name, 'padding', opts.padding ?? 0, 0);
-  }
-  outShape(s: readonly number[]): number[] {
-    return poolOut(this.name, s, this.kernel, this.stride, this.padding);
-  }
-  emit(b: GraphBuilder, x: string): string {
-    const p = this.padding;
-    return b.node('AveragePool', [x], { kernel_shape: [this.kernel, this.kernel], strides: [this.stride, this.stride], pads: [p, p, p, p], count_include_pad: 1 }, this.name);
-  }
+export class AvgPool2d extends Pool2d {
+  protected readonly op = 'AveragePool';
+  protected override readonly extra = { count_include_pad: 1 };
 }
 
 /** Global average pooling: [C,H,W] -> [C,1,1] (ONNX GlobalAveragePool; follow with Flatten for a Dense). */

@@ -49,3 +49,28 @@ export function numberFlag(values: Record<string, unknown>, name: string, def: n
 export function printJson(obj: unknown): void {
   process.stdout.write(JSON.stringify(obj) + '\n');
 }
+
+/**
+ * Parses `bulwark <command> <sub> [flags]`: prints the help for no subcommand (exit 2) or --help (exit 0) and
+ * returns that exit code; refuses an unknown subcommand; parses the subcommand's flags strictly.
+ */
+export function parseSubcommand(argv: string[], command: string, subs: Record<string, OptionSpec>, help: string, allowPositionals = false): { sub: string; flags: ParsedFlags } | number {
+  const [sub, ...rest] = argv;
+  if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
+    process.stdout.write(help.trimEnd() + '\n');
+    return sub === undefined ? 2 : 0;
+  }
+  const spec = Object.prototype.hasOwnProperty.call(subs, sub) ? subs[sub] : undefined;
+  if (!spec) {
+    const names = Object.keys(subs);
+    const list = names.length > 1 ? `${names.slice(0, -1).join(', ')} or ${names.at(-1)}` : names[0];
+    throw new BulwarkError('BULWARK_E_USAGE', `unknown ${command} subcommand ${JSON.stringify(sub)}; use ${list}`, { hint: `usage:\n${help}` });
+  }
+  const flags = parseFlags(rest, spec, help, allowPositionals);
+  return flags ? { sub, flags } : 0;
+}
+
+/** Each subcommand's flags plus the flags every subcommand shares. */
+export function withShared(subs: Record<string, OptionSpec>, shared: OptionSpec): Record<string, OptionSpec> {
+  return Object.fromEntries(Object.entries(subs).map(([k, v]) => [k, { ...shared, ...v }]));
+}

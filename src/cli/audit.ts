@@ -6,7 +6,7 @@ import { verifyAuditExport } from '../supplychain/audit/log.js';
 import type { AuditVerifyResult } from '../supplychain/audit/verify.js';
 import type { JsonValue } from '../supplychain/audit/canonical.js';
 import { withRegistry } from '../supplychain/registry/registry.js';
-import { parseFlags, printJson, type OptionSpec } from './args.js';
+import { parseSubcommand, withShared, printJson, type OptionSpec } from './args.js';
 import { REGISTRY_FLAGS, registryOptionsFromFlags } from './registry.js';
 
 const HELP = `Usage: bulwark audit <subcommand> [options]
@@ -52,15 +52,9 @@ function report(r: AuditVerifyResult, json: boolean): number {
 
 /** `bulwark audit ...`: returns the exit code (0 intact, 1 tampering found; usage errors throw, exit 2). */
 export async function run(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
-    process.stdout.write(HELP);
-    return sub === undefined ? 2 : 0;
-  }
-  const spec = SUB_FLAGS[sub];
-  if (!spec) throw new BulwarkError('BULWARK_E_USAGE', `unknown audit subcommand ${JSON.stringify(sub)}`, { hint: `usage:\n${HELP}` });
-  const p = parseFlags(rest, { ...REGISTRY_FLAGS, ...spec }, HELP, false);
-  if (!p) return 0;
+  const parsed = parseSubcommand(argv, 'audit', withShared(SUB_FLAGS, REGISTRY_FLAGS), HELP);
+  if (typeof parsed === 'number') return parsed;
+  const { sub, flags: p } = parsed;
   const v = p.values;
   const json = v['json'] === true;
 

@@ -1,7 +1,7 @@
 import { writeTrainingOutputs } from './train-record.js';
 import { BulwarkError } from '../core/errors.js';
 import { ACCOUNTANTS, calibrateNoise, computeEpsilon, type AccountantName, type EpsilonOptions } from '../privacy/accounting/index.js';
-import { parseFlags, printJson, required } from './args.js';
+import { parseSubcommand, printJson, required } from './args.js';
 
 const HELP = `Usage: bulwark dp <epsilon|calibrate> [options]
 
@@ -64,14 +64,9 @@ function steps(v: Record<string, unknown>): number {
 
 /** `bulwark dp`: see HELP. */
 export async function run(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  if (sub === undefined || sub === '--help' || sub === '-h') {
-    process.stdout.write(HELP);
-    return sub === undefined ? 2 : 0;
-  }
-  if (sub !== 'epsilon' && sub !== 'calibrate') throw new BulwarkError('BULWARK_E_USAGE', `unknown dp subcommand ${JSON.stringify(sub)}; use epsilon or calibrate`, { hint: `usage:\n${HELP}` });
-  const p = parseFlags(rest, OPTIONS, HELP);
-  if (!p) return 0;
+  const parsed = parseSubcommand(argv, 'dp', { epsilon: OPTIONS, calibrate: OPTIONS }, HELP);
+  if (typeof parsed === 'number') return parsed;
+  const { sub, flags: p } = parsed;
   const v = p.values;
   const opts = accountingOptions(v);
   const sampleRate = numeric(v, 'sample-rate');

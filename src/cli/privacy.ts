@@ -7,7 +7,7 @@ import { train } from '../nn/train.js';
 import { buildArch } from '../nn/zoo.js';
 import { auditMembership, MEMBERSHIP_ATTACKS, type AuditReport, type MembershipAttack } from '../privacy/membership/index.js';
 import { trainDpSgd } from '../privacy/dpsgd.js';
-import { numberFlag, parseFlags, printJson, required } from './args.js';
+import { numberFlag, parseSubcommand, printJson, required } from './args.js';
 import { modelFromFlags } from './common.js';
 
 const HELP = `Usage: bulwark privacy audit --model M.onnx --train SPEC --holdout SPEC [options]
@@ -77,14 +77,9 @@ function readRecord(modelPath: string): TrainRecord | undefined {
 
 /** `bulwark privacy`: see HELP. */
 export async function run(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  if (sub === undefined || sub === '--help' || sub === '-h') {
-    process.stdout.write(HELP);
-    return sub === undefined ? 2 : 0;
-  }
-  if (sub !== 'audit') throw new BulwarkError('BULWARK_E_USAGE', `unknown privacy subcommand ${JSON.stringify(sub)}; use audit`, { hint: `usage:\n${HELP}` });
-  const p = parseFlags(rest, OPTIONS, HELP);
-  if (!p) return 0;
+  const parsed = parseSubcommand(argv, 'privacy', { audit: OPTIONS }, HELP);
+  if (typeof parsed === 'number') return parsed;
+  const { flags: p } = parsed;
   const v = p.values;
   const modelPath = required(v, 'model', HELP);
   const trainSpec = required(v, 'train', HELP);

@@ -5,7 +5,7 @@ import { loadAuditVerifier } from '../supplychain/audit/keys.js';
 import type { JsonObject } from '../supplychain/audit/canonical.js';
 import { withRegistry, parseModelRef, type DatasetInput, type PushOptions, type RegistryOptions, type VersionInfo } from '../supplychain/registry/registry.js';
 import type { ScanMode } from '../supplychain/registry/policy.js';
-import { numberFlag, parseFlags, printJson, type OptionSpec } from './args.js';
+import { numberFlag, parseSubcommand, withShared, printJson, type OptionSpec } from './args.js';
 
 const COMMON_HELP = `Registry options (every subcommand):
       --root DIR           the registry folder: blobs, the default SQLite database, policy.json
@@ -162,15 +162,9 @@ function describe(info: VersionInfo): string {
 
 /** `bulwark registry ...`: returns the exit code (usage and input errors throw, exit 2). */
 export async function run(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
-    process.stdout.write(HELP);
-    return sub === undefined ? 2 : 0;
-  }
-  const spec = SUB_FLAGS[sub];
-  if (!spec) throw new BulwarkError('BULWARK_E_USAGE', `unknown registry subcommand ${JSON.stringify(sub)}`, { hint: `usage:\n${HELP}` });
-  const p = parseFlags(rest, { ...REGISTRY_FLAGS, ...spec }, HELP, true);
-  if (!p) return 0;
+  const parsed = parseSubcommand(argv, 'registry', withShared(SUB_FLAGS, REGISTRY_FLAGS), HELP, true);
+  if (typeof parsed === 'number') return parsed;
+  const { sub, flags: p } = parsed;
   const v = p.values;
   const json = v['json'] === true;
   const opts = registryOptionsFromFlags(v, HELP);

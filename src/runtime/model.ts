@@ -325,3 +325,24 @@ export async function loadModel(source: string | Uint8Array, opts: LoadOptions =
   }
   return new OnnxModel(g, opts);
 }
+
+/**
+ * A model that answers with `overrides` (a new predict, optionally a lossAndGradient) and otherwise is `inner`:
+ * same input shape, classes, bounds and output kind, and the same query counter (reads and writes go to `inner`).
+ * Defenses and test doubles wrap models this way.
+ */
+export function wrapModel(inner: Model, overrides: Pick<Model, 'predict'> & Partial<Pick<Model, 'lossAndGradient'>>): Model {
+  return {
+    inputShape: inner.inputShape,
+    numClasses: inner.numClasses,
+    bounds: inner.bounds,
+    outputKind: inner.outputKind,
+    get queries() {
+      return inner.queries;
+    },
+    set queries(v: number) {
+      inner.queries = v;
+    },
+    ...overrides,
+  };
+}

@@ -9,7 +9,7 @@ import { BulwarkError } from '../../src/core/errors.js';
 import type { Float32Tensor } from '../../src/core/tensor.js';
 import { GraphBuilder } from '../../src/onnx/builder.js';
 import { cloneGraph, readModel, writeModelBytes } from '../../src/onnx/ir.js';
-import { loadModel, type Model, type OnnxModel } from '../../src/runtime/model.js';
+import { loadModel, wrapModel, type OnnxModel } from '../../src/runtime/model.js';
 import { runAttack } from '../../src/evasion/runner.js';
 import {
   SUITES,
@@ -139,17 +139,7 @@ test('saturated probability output and randomized outputs are flagged', async ()
 
   // a model that adds fresh noise to its logits on every call
   let calls = 0;
-  const noisy: Model = {
-    inputShape: model.inputShape,
-    numClasses: model.numClasses,
-    bounds: model.bounds,
-    outputKind: model.outputKind,
-    get queries() {
-      return model.queries;
-    },
-    set queries(v: number) {
-      model.queries = v;
-    },
+  const noisy = wrapModel(model, {
     async predict(t: Float32Tensor) {
       const o = await model.predict(t);
       calls++;
@@ -157,7 +147,7 @@ test('saturated probability output and randomized outputs are flagged', async ()
       return o;
     },
     lossAndGradient: (t, l, h, tg) => model.lossAndGradient(t, l, h, tg),
-  };
+  });
   const ens = await runEnsemble(noisy, xs, ys, { eps: 0.3, norm: 'inf', suite: tiny });
   const checks = await maskingChecks(noisy, xs, ys, { ensemble: ens, eps: 0.3, norm: 'inf', examples: 16 });
   const r = checks.find((k) => k.id === 'randomized-output')!;

@@ -12,6 +12,7 @@ import type { Float32Tensor } from '../../core/tensor.js';
 import type { HeadSpec } from '../../autodiff/heads.js';
 import { gradientModel } from '../runner.js';
 import type { LossAndGradient, Model } from '../types.js';
+import { wrapModel } from '../../runtime/model.js';
 
 /** An input transformation on [N, C, H, W] (or [N, F]) tensors in the model bounds. */
 export type Squeezer = (x: Float32Tensor) => Float32Tensor;
@@ -197,23 +198,12 @@ export function featureSqueezing(model: Model, squeezers: Squeezer[] = [bitDepth
  * @param transform the preprocessing
  */
 export function preprocessedModel(model: Model, transform: Squeezer): Model {
-  const wrapped: Model = {
-    inputShape: model.inputShape,
-    numClasses: model.numClasses,
-    bounds: model.bounds,
-    outputKind: model.outputKind,
-    get queries() {
-      return model.queries;
-    },
-    set queries(v: number) {
-      model.queries = v;
-    },
-    predict: (x) => model.predict(transform(x)),
-  };
-  if (model.lossAndGradient) {
-    wrapped.lossAndGradient = (x: Float32Tensor, labels: ArrayLike<number>, head?: HeadSpec, targets?: ArrayLike<number>): Promise<LossAndGradient> => gradientModel(model).lossAndGradient(transform(x), labels, head, targets);
-  }
-  return wrapped;
+  const predict = (x: Float32Tensor) => model.predict(transform(x));
+  if (!model.lossAndGradient) return wrapModel(model, { predict });
+  return wrapModel(model, {
+    predict,
+    lossAndGradient: (x: Float32Tensor, labels: ArrayLike<number>, head?: HeadSpec, targets?: ArrayLike<number>): Promise<LossAndGradient> => gradientModel(model).lossAndGradient(transform(x), labels, head, targets),
+  });
 }
 
 /**
@@ -232,17 +222,7 @@ export function squeezeAdaptiveModel(model: Model, squeezers: Squeezer[] = [bitD
     for (const p of parts) for (let i = 0; i < out.length; i++) out[i] = out[i]! + p[i]! / parts.length;
     return out;
   };
-  return {
-    inputShape: model.inputShape,
-    numClasses: model.numClasses,
-    bounds: model.bounds,
-    outputKind: model.outputKind,
-    get queries() {
-      return model.queries;
-    },
-    set queries(v: number) {
-      model.queries = v;
-    },
+  return wrapModel(model, {
     predict: async (x) => {
       const outs = await Promise.all(views.map(async (v) => (await model.predict(v(x))).data));
       return { data: mean(outs), shape: [x.shape[0]!, model.numClasses], dtype: 'float32' };
@@ -255,5 +235,5 @@ export function squeezeAdaptiveModel(model: Model, squeezers: Squeezer[] = [bitD
       const loss = mean(rs.map((r) => r.loss));
       return { output: { data: mean(rs.map((r) => r.output.data)), shape: [x.shape[0]!, model.numClasses], dtype: 'float32' }, loss, grad: { data: grad, shape: [...x.shape], dtype: 'float32' } };
     },
-  };
+  });
 }

@@ -131,7 +131,7 @@ export class GraphBuilder {
   }
   /** ReduceSum over axes (opset 13+ form: axes as an input). */
   reduceSum(a: string, axes: number[], keepdims = true): string {
-    return this.node('ReduceSum', [a, this.int64(axes)], { keepdims: keepdims ? 1 : 0 });
+    return this.reduce('ReduceSum', a, axes, keepdims);
   }
   /** ReduceMean/ReduceMax over axes (opset 18+ form). */
   reduce(op: 'ReduceMean' | 'ReduceMax' | 'ReduceMin' | 'ReduceSum', a: string, axes: number[], keepdims = true): string {

@@ -230,14 +230,10 @@ export class OnnxModel implements Model {
     }
     const numClasses = this.numClasses || (await probeShapes(g)).get(logits)?.dims.at(-1) || 0;
     const h = appendHead(g, logits, numClasses, head, floatType);
-    const shapes = await probeShapes(g, this.probeDims());
+    const shapes = await probeShapes(g);
     const res = buildGradient({ graph: g, shapes, loss: h.loss, wrt, ...(perExample ? { perExample: wrt } : {}) });
     const session = await createSession(res.graph, { threads: this.threads });
     return { session, labels: h.labels, targets: h.targets, outputs: { out: this.outputName, loss: h.loss, grads: res.grads }, zeroGradientNodes: res.zeroGradientNodes };
-  }
-
-  private probeDims(): Record<string, number[]> {
-    return {};
   }
 
   private feedX(x: Float32Tensor): ort.Tensor {

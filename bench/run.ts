@@ -2,6 +2,7 @@
  * Engine benchmark: cnn-small on MNIST at batch 128, Bulwark (onnxruntime-node + its gradient graphs) side by side
  * with PyTorch (bench/torch_bench.py, same weights, same batch, same thread count), in one run.
  * Writes the figures to docs/BENCHMARKS.md. Needs /usr/bin/python3 with torch (Debian's python3-torch).
+ * BENCH_ONLY=engine runs only this section, BENCH_ONLY=evasion only the PGD section.
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -126,6 +127,7 @@ async function main() {
     await evasionSection([1, 2]);
     return;
   }
+  const loadBefore = os.loadavg();
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bulwark-bench-'));
   const net = buildArch('cnn-small', { seed: 0 });
   const onnxPath = path.join(tmp, 'cnn-small.onnx');
@@ -157,7 +159,10 @@ async function main() {
     process.stderr.write(`threads ${threads}: bulwark ${JSON.stringify(b)} torch ${JSON.stringify(t)} peak ${peak.toFixed(1)} GFLOP/s\n`);
   }
   const torchInfo = torchSide(weights, xFile, yFile, 1);
+  const loadAfter = os.loadavg();
   const machine = `${cpu}, ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`;
+  const load = (l: number[]) => l.map((v) => v.toFixed(2)).join(' / ');
+  const busy = Math.max(loadBefore[0]!, loadAfter[0]!) > os.cpus().length;
   const date = new Date().toISOString().slice(0, 10);
   writeSection('engine', `## Engine: cnn-small, batch ${BATCH}
 
@@ -165,16 +170,25 @@ Each figure is the median of ${ITERS} runs after warm-up, in one run side by sid
 batch and thread count. Speed-up = PyTorch time / Bulwark time (above 1 means Bulwark is faster).
 
 - Date: ${date}; machine: ${machine}
+- Load average (1 / 5 / 15 min) at the start: ${load(loadBefore)}; at the end: ${load(loadAfter)}.
 - Bulwark: onnxruntime-node (CPU provider), graph optimization 'all'
 - PyTorch: ${torchInfo['torch']} (Debian python3-torch), BLAS: ${String(torchInfo['blas'] ?? 'see bench/torch_bench.py')}
 - Model: cnn-small (conv 32 3x3, maxpool, conv 64 3x3, maxpool, dense 128, dense 10), MNIST test images
 - GFLOP/s counts ${(FWD_FLOPS / 1e6).toFixed(2)} MFLOP per image forward, x2 for forward + input gradient and x3
   for a training step (the usual estimate); peak is onnxruntime's float32 1024x1024 MatMul on the same threads.
-
+${busy ? `
+**Recorded on a loaded machine** (load average above the ${os.cpus().length} cores): every time is inflated several-fold
+and unevenly, PyTorch's OpenMP threads (which spin-wait) losing most under oversubscription, above all at 2 threads.
+These speed-ups are not quiet-machine figures; rerun \`BENCH_ONLY=engine node dist/bench/run.js\` on a quiet machine.
+` : ''}
 | threads | measurement | Bulwark ms | PyTorch ms | speed-up | Bulwark GFLOP/s | matmul peak GFLOP/s |
 |---|---|---|---|---|---|---|
 ${rows.join('\n')}
 `);
+  if (process.env['BENCH_ONLY'] === 'engine') {
+    process.stdout.write(fs.readFileSync(DOC, 'utf8'));
+    return;
+  }
   await evasionSection([1, 2]);
   const sig = await benchmarkSigning({ sizeMB: 500 });
   writeSection('signing', `## Supply chain: a 500 MB model file

@@ -5,7 +5,8 @@ import { appendHead, headKey, type HeadSpec } from '../autodiff/heads.js';
 import { normalizeOpset, simplifyForGradient, toFloat64 } from '../autodiff/normalize.js';
 import { buildGradient } from '../autodiff/walker.js';
 import { gradientSupport } from '../autodiff/registry.js';
-import { ELEM, cloneGraph, readModel, realInputs, type Graph } from '../onnx/ir.js';
+import { ELEM, cloneGraph, readModel, realInputs, topoSort, type Graph } from '../onnx/ir.js';
+import { GraphBuilder } from '../onnx/builder.js';
 import { attrNum } from '../onnx/ir.js';
 import { probeShapes } from './probe.js';
 import { createSession, runSession, toOrt } from './session.js';
@@ -232,7 +233,7 @@ export class OnnxModel implements Model {
     const h = appendHead(g, logits, numClasses, head, floatType);
     const shapes = await probeShapes(g);
     const res = buildGradient({ graph: g, shapes, loss: h.loss, wrt, ...(perExample ? { perExample: wrt } : {}) });
-    const session = await createSession(res.graph, { threads: this.threads });
+    const session = await createSession(keepPooledConvsNchw(res.graph, this.inputName, floatType), { threads: this.threads });
     return { session, labels: h.labels, targets: h.targets, outputs: { out: this.outputName, loss: h.loss, grads: res.grads }, zeroGradientNodes: res.zeroGradientNodes };
   }
 
@@ -252,6 +253,8 @@ export class OnnxModel implements Model {
     if (chunks.length === 0) return [];
     return chunks[0]!.map((_, k) => {
       const parts = chunks.map((c) => c[k]!);
+      // One float32 chunk: its buffer is already a JS copy of onnxruntime's output, so it is returned as it is.
+      if (parts.length === 1 && parts[0]!.data instanceof Float32Array) return { data: parts[0]!.data, shape: [...parts[0]!.dims], dtype: 'float32' as const };
       const total = parts.reduce((a, p) => a + p.data.length, 0);
       const data = new Float32Array(total);
       let off = 0;
@@ -287,6 +290,35 @@ export class OnnxModel implements Model {
       }
     }
   }
+}
+
+/**
+ * onnxruntime runs a Conv with a constant kernel in its blocked (NCHWc) layout and reorders the result whenever an op
+ * without a blocked kernel reads it. A MaxPool that reports Indices (the gradient graphs ask for them) is such an op.
+ * For a Conv with few input channels (a first layer) the plain NCHW convolution costs less than that reorder, so its
+ * kernel is multiplied by a 1 computed at run time (from the batch size), which keeps it off the blocked path.
+ * Values are unchanged (x·1 = x).
+ */
+export function keepPooledConvsNchw(g: Graph, input: string, floatType: number): Graph {
+  const producer = new Map<string, Graph['nodes'][number]>();
+  for (const n of g.nodes) for (const o of n.outputs) if (o) producer.set(o, n);
+  const pooled = g.nodes.filter((n) => n.opType === 'MaxPool' && n.domain === '' && n.outputs[1]).map((p) => producer.get(p.inputs[0]!));
+  const convs = [...new Set(pooled)].filter((c): c is Graph['nodes'][number] => {
+    if (!c || c.opType !== 'Conv' || c.domain !== '' || !g.initializers.has(c.inputs[1] ?? '')) return false;
+    const wd = g.initializers.get(c.inputs[1]!)!.dims;
+    return wd.length === 4 && wd[1]! * attrNum(c, 'group', 1) <= 3;
+  });
+  if (convs.length === 0 || !g.inputs.some((v) => v.name === input)) return g;
+  const out = cloneGraph(g);
+  const b = new GraphBuilder(out, floatType);
+  const batch = b.node('Slice', [b.shape(input), b.int64([0]), b.int64([1])]);
+  const one = b.cast(b.node('Greater', [batch, b.int64([0])]), floatType);
+  for (const c of convs) {
+    const node = out.nodes.find((n) => n.name === c.name)!;
+    node.inputs[1] = b.mul(node.inputs[1]!, b.reshape(one, b.int64([])));
+  }
+  out.nodes = topoSort(out);
+  return out;
 }
 
 function int64Feed(values: ArrayLike<number>, start: number, end: number): ort.Tensor {

@@ -6,8 +6,8 @@ const dY = (c: RuleContext) => c.gradOutput(0)!;
 const axisOf = (c: RuleContext) => c.attrNum('axis', -1);
 
 export const activationRules: RuleTable = {
-  // dX = dY where X > 0
-  Relu: (c) => [c.b.where(c.b.node('Greater', [c.input(0), c.b.scalar(0)]), dY(c), c.b.scalar(0))],
+  // dX = dY·[X > 0] (a Mul by the cast mask: onnxruntime's Where with a broadcast scalar is several times slower)
+  Relu: (c) => [c.b.mul(dY(c), c.b.cast(c.b.node('Greater', [c.input(0), c.b.scalar(0)]), c.elemType(c.input(0))))],
   // dX = dY where X > 0, alpha·dY elsewhere
   LeakyRelu: (c) => {
     const b = c.b;

@@ -135,15 +135,20 @@ export const convRules: RuleTable = {
     let dx: string | undefined;
     if (c.needsGrad(0)) {
       const fullPad = kernel.map((k, i) => (k - 1) * w.dilations[i]!);
-      if (c.dims(x)[1]! / group >= 8 && w.strides.every((s) => s === 1) && w.padsBegin.every((p, i) => p <= fullPad[i]!) && w.padsEnd.every((p, i) => p <= fullPad[i]!)) {
-        // Unit stride and enough channels: dX is a plain Conv of dY with the flipped, channel-swapped kernel, which runs on the fast
-        // convolution path (ConvTranspose does not); the weight transform is constant-folded at session start.
+      // A constant kernel (an attacked model) with unit stride and enough channels: dX is a plain Conv of dY with the
+      // flipped, channel-swapped kernel, constant-folded at session start, which onnxruntime runs on its blocked (NCHWc)
+      // convolution path. A kernel fed as a graph input (training) gets no such path: there ConvTranspose, one GEMM and
+      // a col2im per example, is faster than a Conv that flips the kernel at every run.
+      const constKernel = c.constValue(wt) !== undefined;
+      if (constKernel && c.dims(x)[1]! / group >= 8 && w.strides.every((s) => s === 1) && w.padsBegin.every((p, i) => p <= fullPad[i]!) && w.padsEnd.every((p, i) => p <= fullPad[i]!)) {
         const pads = [...w.padsBegin.map((p, i) => fullPad[i]! - p), ...w.padsEnd.map((p, i) => fullPad[i]! - p)];
         dx = b.node('Conv', [dY, flippedKernel(c, wt, wd, group)], { dilations: w.dilations, group, pads, kernel_shape: kernel });
       } else {
-        const ct = b.node('ConvTranspose', [dY, wt], { strides: w.strides, dilations: w.dilations, group, pads: [...w.padsBegin, ...new Array(n).fill(0)], kernel_shape: kernel });
-        const have = outSpatial.map((o, i) => (o - 1) * w.strides[i]! + (kernel[i]! - 1) * w.dilations[i]! + 1 - w.padsBegin[i]!);
-        dx = fitSpatial(c, ct, have, w.spatial);
+        // End pads crop what lies past the input's extent (no Slice follows); a result that falls short is zero-padded.
+        const full = outSpatial.map((o, i) => (o - 1) * w.strides[i]! + (kernel[i]! - 1) * w.dilations[i]! + 1 - w.padsBegin[i]!);
+        const crop = full.map((h, i) => Math.max(0, h - w.spatial[i]!));
+        const ct = b.node('ConvTranspose', [dY, wt], { strides: w.strides, dilations: w.dilations, group, pads: [...w.padsBegin, ...crop], kernel_shape: kernel });
+        dx = fitSpatial(c, ct, full.map((h, i) => h - crop[i]!), w.spatial);
       }
     }
     const cin = c.dims(x)[1]!;

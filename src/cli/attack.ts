@@ -57,6 +57,8 @@ export interface CliAttack {
   options(f: AttackFlags): Record<string, unknown>;
   /** How --targeted is read: per-example targets (default) or APGD-T's top-k target classes. */
   targeted?: 'targets' | 'topk' | 'none';
+  /** Options taken from the data itself (targeted HopSkipJump starts from the data's images of the target class). */
+  dataOptions?(x: Float32Tensor, y: Int32Array, criterion: Criterion): Record<string, unknown>;
 }
 
 /** Every flag an attack row may read, with its help line. Black-box rows add theirs here (e.g. --queries). */
@@ -175,12 +177,13 @@ export const ATTACKS: Record<string, CliAttack> = {
     options: (f) => ({ maxQueries: f.num('queries', 1, 1e9, true), pInit: f.num('p-init', 0, 1), loss: f.choice('loss', ['margin', 'ce'] as const) }),
   },
   hsj: {
-    summary: 'HopSkipJump, decision-based black-box minimum-norm L2/L∞ (Chen et al. 2020)',
+    summary: 'HopSkipJump, decision-based black-box minimum-norm L2/L∞, untargeted or targeted (Chen et al. 2020)',
     load: () => defOf(import('../evasion/blackbox/hsj.js').then((m) => m.hsjDefinition)),
     needsEps: false,
     flags: ['queries', 'steps'],
-    targeted: 'none',
     options: (f) => ({ maxQueries: f.num('queries', 1, 1e9, true), steps: f.num('steps', 0, 1e5, true) }),
+    // targeted runs start from the data's own images of each target class (nearest first)
+    dataOptions: (x, y, c) => (c.kind === 'targeted' ? { targetPool: { x, y } } : {}),
   },
   nes: {
     summary: 'NES-PGD, PGD on query-estimated gradients, black-box L∞/L2 (Ilyas et al. 2018; SPSA: Uesato et al. 2018)',
@@ -235,7 +238,8 @@ Common options:
                             minimum-norm attacks cw, deepfool, fab default to unbounded; patch: area fraction, default 0.1)
   --norm inf|2|1            threat-model norm (default: the attack's first: inf, or 2 for cw)
   --targeted                targeted attack: targets from --targets T.npy, or --target-class C for all, or a seeded
-                            random class other than the label; apgd-*: APGD-T over the top --n-targets classes
+                            random class other than the label; apgd-*: APGD-T over the top --n-targets classes;
+                            hsj starts from the data's images of each target class (nearest first)
   --seed S                  seed of every random draw (default 0)
   --out ADV.npy             write the adversarial inputs (float32)
   --json                    print one JSON object as the last stdout line
@@ -345,7 +349,7 @@ export async function run(argv: string[]): Promise<number> {
   try {
     const { x, y, source } = await inputsFromFlags(v, { labels: 'required' });
     const criterion = criterionFrom(f, row, name, y!, model.numClasses, seed);
-    const options = drop({ ...row.options(f), eps, norm, seed, criterion });
+    const options = drop({ ...row.options(f), ...(row.dataOptions?.(x, y!, criterion) ?? {}), eps, norm, seed, criterion });
     const { runAttack } = await import('../evasion/runner.js');
     const result = await runAttack(def, model, x, y!, options);
     const out = f.str('out');

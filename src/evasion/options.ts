@@ -12,7 +12,7 @@ export type FieldSpec =
   | { type: 'boolean'; doc: string; default?: boolean; ref?: string }
   | { type: 'enum'; doc: string; values: readonly (string | number)[]; default?: string | number; ref?: string }
   | { type: 'numbers'; doc: string; default?: number[]; ref?: string }
-  | { type: 'custom'; doc: string; default?: unknown; describeDefault?: string; parse: (value: unknown, key: string, attack: string) => unknown; ref?: string; optional?: boolean };
+  | { type: 'custom'; doc: string; default?: unknown; describeDefault?: string; parse: (value: unknown, key: string, attack: string) => unknown; ref?: string; optional?: boolean; summarize?: (value: unknown) => unknown };
 
 /** A strict schema: `parse` validates an input object and fills defaults. */
 export interface OptionSchema<O> {

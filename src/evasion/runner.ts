@@ -9,6 +9,7 @@ import { Rng } from '../core/rng.js';
 import { shapeStr, type Float32Tensor } from '../core/tensor.js';
 import { argmax, clone, perturbationNorms, pixelLayout, project, rowNorm, rowSize, scatterRows, takeIdx, takeRows } from './geometry.js';
 import { normName } from './options.js';
+import { streamRng } from './streams.js';
 import type { AttackDefinition, AttackFn, AttackResult, AttackSummary, CommonOptions, Criterion, CraftOutput, GradientModel, Model, ThreatModel } from './types.js';
 
 /** The black-box alternatives named when a white-box attack meets a model without gradients. */
@@ -53,6 +54,12 @@ export interface RunOptions {
   attackMisclassified?: boolean;
   /** Absolute tolerance added to eps when checking the raw output (float rounding); default 1e-5 (L0: 0). */
   tolerance?: number;
+  /**
+   * Global index of each example of x (non-negative integers), which keys its random streams (`streams.ts`):
+   * pass the examples' indices in the full data when attacking it in pieces or a subset, and the adversarial
+   * inputs equal those of one run on all of it. Default: the position in x (0..N−1).
+   */
+  indices?: ArrayLike<number>;
 }
 
 /**
@@ -75,6 +82,7 @@ export async function runAttack(attack: string | AttackDefinition<CommonOptions>
   checkModel(def, model);
   const labels = checkData(def, model, x, y);
   const n = x.shape[0]!;
+  const ids = checkIndices(def, run.indices, n);
 
   const cleanScores = await model.predict(x);
   const clean = argmax(cleanScores);
@@ -96,11 +104,17 @@ export async function runAttack(attack: string | AttackDefinition<CommonOptions>
   let seconds = 0;
   const usedTargets = targets ? Int32Array.from(targets) : undefined;
 
-  const craftOn = async (rows: Int32Array, tg: Int32Array | undefined, r: Rng): Promise<void> => {
+  const craftOn = async (rows: Int32Array, tg: Int32Array | undefined, r: Rng, round: number): Promise<void> => {
     if (rows.length === 0) return;
     const xs = takeRows(x, rows);
     const q0 = model.queries;
-    const out = await def.craft({ model, x: xs, y: takeIdx(labels, rows), targets: tg ? takeIdx(tg, rows) : undefined, threat, bounds: model.bounds, options: opts, rng: r, index: rows });
+    const rowIds = takeIdx(ids, rows);
+    const stream = (row: number, restart = 0, sub = 0): Rng => {
+      const index = rowIds[row];
+      if (index === undefined) throw new BulwarkError('BULWARK_E_INTERNAL', `${def.name} asked for the stream of row ${row} of ${rows.length}`);
+      return streamRng({ seed: opts.seed, attack: def.name, round, index, restart, stream: sub });
+    };
+    const out = await def.craft({ model, x: xs, y: takeIdx(labels, rows), targets: tg ? takeIdx(tg, rows) : undefined, threat, bounds: model.bounds, options: opts, rng: r, index: rows, ids: rowIds, stream });
     queries += model.queries - q0;
     const adv = unwrap(out, extras, def.name);
     if (adv.data.length !== xs.data.length || adv.shape.length !== xs.shape.length || adv.shape.some((d, i) => d !== xs.shape[i])) {
@@ -124,7 +138,7 @@ export async function runAttack(attack: string | AttackDefinition<CommonOptions>
       for (const i of alive) tg[i] = ranked[i]![t]!;
       const before = clone(adversarial);
       const ts = performance.now();
-      await craftOn(alive, tg, rng.fork());
+      await craftOn(alive, tg, rng.fork(), t + 1);
       seconds += (performance.now() - ts) / 1000;
       const pred = argmax(await model.predict(takeRows(adversarial, alive)));
       const next: number[] = [];
@@ -142,8 +156,8 @@ export async function runAttack(attack: string | AttackDefinition<CommonOptions>
     extras['targets'] = finalTargets;
   } else {
     const ts = performance.now();
-    if (def.wholeBatch) await craftOn(Int32Array.from({ length: n }, (_, i) => i), usedTargets, rng);
-    else await craftOn(idx, usedTargets, rng);
+    if (def.wholeBatch) await craftOn(Int32Array.from({ length: n }, (_, i) => i), usedTargets, rng, 0);
+    else await craftOn(idx, usedTargets, rng, 0);
     seconds = (performance.now() - ts) / 1000;
   }
 
@@ -156,6 +170,8 @@ export async function runAttack(attack: string | AttackDefinition<CommonOptions>
   const norms = perturbationNorms(adversarial, x);
   const summary = summarize(def.name, n, clean, predictions, labels, attacked, success, norms, queries, seconds, outOfThreat, threat, opts.criterion);
   const { criterion, ...rest } = opts as CommonOptions & Record<string, unknown>;
+  // Large option values (a targeted HopSkipJump's image pool) are reported by their schema's summary.
+  for (const [k, f] of Object.entries(def.schema.fields)) if (f.type === 'custom' && f.summarize && rest[k] !== undefined) rest[k] = f.summarize(rest[k]);
   return {
     attack: def.name,
     adversarial,
@@ -255,6 +271,19 @@ function checkData(def: AttackDefinition<CommonOptions>, model: Model, x: Float3
     labels[i] = v;
   }
   return labels;
+}
+
+/** The global example indices of the rows (default 0..n−1). */
+function checkIndices(def: AttackDefinition<CommonOptions>, indices: ArrayLike<number> | undefined, n: number): Int32Array {
+  if (indices === undefined) return Int32Array.from({ length: n }, (_, i) => i);
+  if (indices.length !== n) throw new BulwarkError('BULWARK_E_ARG', `${def.name}: ${indices.length} example indices for ${n} inputs`);
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    const v = indices[i]!;
+    if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff) throw new BulwarkError('BULWARK_E_ARG', `${def.name}: example index [${i}] = ${v} is not an integer in [0, 2^31)`);
+    out[i] = v;
+  }
+  return out;
 }
 
 function resolveTargets(def: AttackDefinition<CommonOptions>, c: Criterion, n: number, k: number): Int32Array | undefined {

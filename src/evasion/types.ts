@@ -57,10 +57,21 @@ export interface AttackContext<O> {
   bounds: [number, number];
   /** The validated options. */
   options: O;
-  /** Seeded generator: all randomness of the attack comes from here. */
+  /**
+   * Seeded generator keyed by (seed, attack, round) only, for attacks whose randomness is shared by the whole batch
+   * (universal perturbations, patches). Per-example draws must come from {@link AttackContext.stream}.
+   */
   rng: Rng;
-  /** Indices of these examples in the caller's batch (for attacks that keep per-example state across calls). */
+  /** Row numbers of these examples in the x the runner was given (what `extras.queriesIndex` reports). */
   index: Int32Array;
+  /** Global example index of each row (the runner's `indices` option; default the row's position in the runner's x). */
+  ids: Int32Array;
+  /**
+   * The generator of row `row` for restart `restart` (and sub-stream `sub`), keyed by (seed, attack, round,
+   * global index, restart, sub) (`streams.ts`): an example's draws never depend on which other examples share
+   * its batch. Each call returns a fresh generator at the start of its stream.
+   */
+  stream(row: number, restart?: number, sub?: number): Rng;
 }
 
 /** What `craft` returns: the adversarial inputs (same shape as x), plus optional attack-specific extras. */

@@ -37,9 +37,12 @@ export function isAdversarial(out: Float32Array, r: number, k: number, label: nu
   return target === undefined ? p !== label : p === target;
 }
 
-/** One independent generator per example, so an example's run does not depend on which others share its batch. */
-export function forkPerExample(rng: Rng, n: number): Rng[] {
-  return Array.from({ length: n }, () => rng.fork());
+/**
+ * One generator per row, keyed by the example's global index (`ctx.stream(row)`), so an example's run does not
+ * depend on which others share its batch or on its position in it.
+ */
+export function exampleStreams(ctx: { x: Float32Tensor; stream(row: number, restart?: number, sub?: number): Rng }): Rng[] {
+  return Array.from({ length: ctx.x.shape[0]! }, (_, i) => ctx.stream(i));
 }
 
 /** A [m, ...row shape] float32 tensor over `data`. */

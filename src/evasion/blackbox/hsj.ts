@@ -1,14 +1,18 @@
 /**
  * HopSkipJumpAttack (Chen, Jordan, Wainwright, IEEE S&P 2020, arXiv:1904.02144): a decision-based attack that
- * sees only the predicted class. It starts from any misclassified point, and repeats: binary search to the decision
+ * sees only the predicted class. It starts from any adversarial point, and repeats: binary search to the decision
  * boundary, estimate the boundary's normal from the signs of decisions at random points around it (Monte Carlo with
  * a baseline), step along it with a geometric step-size search, and search back to the boundary. The sample count
- * grows as init·√t, as the paper prescribes. L2 and L∞.
+ * grows as init·√t, as the paper prescribes. L2 and L∞; untargeted (φ(x') = 1 when x' is misclassified) and
+ * targeted (φ(x') = 1 when x' is classified as the target; the start is an image of the target class from a pool
+ * the caller passes, nearest first, or else uniform noise the model assigns to the target).
  */
+import { BulwarkError } from '../../core/errors.js';
+import type { Float32Tensor } from '../../core/tensor.js';
 import { defineSchema, commonFields } from '../options.js';
 import { defineAttack } from '../runner.js';
 import type { AttackContext, AttackDefinition, CommonOptions, CraftOutput } from '../types.js';
-import { clamp, forkPerExample, isAdversarial, rowsTensor } from './common.js';
+import { clamp, exampleStreams, isAdversarial, rowsTensor } from './common.js';
 import { QueryLedger, queryStats } from './queries.js';
 
 /** Options of {@link hopSkipJump}. */
@@ -27,6 +31,38 @@ export interface HsjOptions extends CommonOptions {
   initTries: number;
   /** Halvings allowed in the geometric step-size search before the step is skipped. */
   maxHalvings: number;
+  /** Targeted: labelled images to start from (those labelled with an example's target, nearest first). */
+  targetPool: TargetPool | undefined;
+}
+
+/** Labelled images a targeted HopSkipJump run may start from. */
+export interface TargetPool {
+  /** Images [M, ...] with the attacked inputs' row shape, inside the model bounds. */
+  x: Float32Tensor;
+  /** Their labels [M]. */
+  y: Int32Array;
+}
+
+function parseTargetPool(v: unknown, key: string, attack: string): TargetPool {
+  const bad = (why: string): never => {
+    throw new BulwarkError('BULWARK_E_ARG', `${attack}: option ${key} ${why}`, { hint: 'Pass { x: images [M, ...] (float32), y: labels [M] }, e.g. the data being attacked.' });
+  };
+  if (typeof v !== 'object' || v === null) return bad('must be { x, y }');
+  const extra = Object.keys(v).filter((k) => k !== 'x' && k !== 'y');
+  if (extra.length) bad(`has unknown key ${JSON.stringify(extra[0])}`);
+  const { x, y } = v as { x?: Float32Tensor; y?: ArrayLike<number> };
+  if (!x || !(x.data instanceof Float32Array) || !Array.isArray(x.shape) || x.shape.length < 2) return bad('x must be a float32 tensor [M, ...]');
+  const m = x.shape[0]!;
+  if (x.data.length !== x.shape.reduce((a, b) => a * b, 1)) bad(`x holds ${x.data.length} values for shape [${x.shape.join(', ')}]`);
+  if (!y || typeof y.length !== 'number' || y.length !== m) return bad(`y must hold one label per image (${m})`);
+  const labels = new Int32Array(m);
+  for (let i = 0; i < m; i++) {
+    const l = y[i]!;
+    if (!Number.isInteger(l) || l < 0) bad(`y[${i}] = ${l} is not a class id`);
+    labels[i] = l;
+  }
+  for (let j = 0; j < x.data.length; j++) if (!Number.isFinite(x.data[j]!)) bad(`x holds a non-finite value at flat index ${j}`);
+  return { x, y: labels };
 }
 
 const PAPER = 'Chen, Jordan, Wainwright 2020, HopSkipJumpAttack, https://arxiv.org/abs/1904.02144';
@@ -44,7 +80,7 @@ interface State {
 }
 
 async function craftHsj(ctx: AttackContext<HsjOptions>): Promise<CraftOutput> {
-  const { model, x, y, options: o } = ctx;
+  const { model, x, y, targets, options: o } = ctx;
   const n = x.shape[0]!;
   const rowShape = x.shape.slice(1);
   const d = x.data.length / n;
@@ -52,7 +88,7 @@ async function craftHsj(ctx: AttackContext<HsjOptions>): Promise<CraftOutput> {
   const linf = o.norm === 'inf';
   const theta = linf ? o.gamma / (d * d) : o.gamma / (Math.sqrt(d) * d);
   const ledger = new QueryLedger(model, n, o.maxQueries);
-  const rngs = forkPerExample(ctx.rng, n);
+  const rngs = exampleStreams(ctx);
   const xi = (i: number) => x.data.subarray(i * d, (i + 1) * d);
   const st: State[] = Array.from({ length: n }, () => ({ cur: undefined, dist: Infinity, best: undefined, bestDist: Infinity, stopped: false }));
   const distance = (a: Float32Array, i: number): number => {
@@ -68,13 +104,45 @@ async function craftHsj(ctx: AttackContext<HsjOptions>): Promise<CraftOutput> {
   const decide = async (rows: Float32Array, owners: number[]): Promise<boolean[]> => {
     const out = await ledger.predict(rowsTensor(rows, owners.length, rowShape), owners);
     const k = out.length / Math.max(owners.length, 1);
-    return owners.map((i, r) => isAdversarial(out, r, k, y[i]!, undefined));
+    return owners.map((i, r) => isAdversarial(out, r, k, y[i]!, targets ? targets[i]! : undefined));
   };
   const searchSteps = Math.ceil(Math.log2(1 / theta)) + 1;
   const done = (i: number): boolean => st[i]!.stopped || (Number.isFinite(o.eps) && st[i]!.bestDist <= o.eps);
 
-  // 1. Starting points: uniform noise until misclassified.
+  // 1. Starting points. Targeted: images of the target class from the pool, nearest to x_i first (the paper starts
+  // from a sample of the target class), each tried with one query until the model assigns one to the target.
   const noise = new Map<number, Float32Array>();
+  if (targets && o.targetPool) {
+    const pool = o.targetPool;
+    const pd = pool.x.data.length / pool.x.shape[0]!;
+    if (pd !== d || pool.x.shape.length !== x.shape.length || pool.x.shape.some((v, a) => a > 0 && v !== x.shape[a])) {
+      throw new BulwarkError('BULWARK_E_SHAPE', `hsj: targetPool images have shape [${pool.x.shape.slice(1).join(', ')}]; the attacked inputs have [${rowShape.join(', ')}]`);
+    }
+    const order = new Map<number, number[]>();
+    for (let i = 0; i < n; i++) {
+      const cand: { j: number; dist: number }[] = [];
+      for (let j = 0; j < pool.y.length; j++) {
+        if (pool.y[j] !== targets[i]) continue;
+        cand.push({ j, dist: distance(pool.x.data.subarray(j * d, (j + 1) * d), i) });
+      }
+      cand.sort((a, b) => a.dist - b.dist || a.j - b.j);
+      order.set(i, cand.slice(0, o.initTries).map((c) => c.j));
+    }
+    for (let t = 0; t < o.initTries; t++) {
+      const need = [...Array(n).keys()].filter((i) => !noise.has(i) && order.get(i)!.length > t && ledger.remaining(i) >= 1 + searchSteps);
+      if (need.length === 0) break;
+      const rows = new Float32Array(need.length * d);
+      for (let a = 0; a < need.length; a++) {
+        const j = order.get(need[a]!)![t]!;
+        for (let q = 0; q < d; q++) rows[a * d + q] = clamp(pool.x.data[j * d + q]!, lo, hi);
+      }
+      const dec = await decide(rows, need);
+      need.forEach((i, a) => {
+        if (dec[a]) noise.set(i, rows.slice(a * d, (a + 1) * d));
+      });
+    }
+  }
+  // Otherwise (untargeted, or no pool image worked): uniform noise until adversarial.
   for (let t = 0; t < o.initTries; t++) {
     const need = [...Array(n).keys()].filter((i) => !noise.has(i) && ledger.remaining(i) >= 1 + searchSteps);
     if (need.length === 0) break;
@@ -256,7 +324,7 @@ export const hsjDefinition: AttackDefinition<HsjOptions> = {
   paper: PAPER,
   whiteBox: false,
   norms: [2, 'inf'],
-  targeted: false,
+  targeted: true,
   schema: defineSchema<HsjOptions>(
     {
       ...commonFields({ norms: [2, 'inf'], eps: Infinity, epsDoc: 'Threat-model radius; Infinity (default) gives minimum-norm adversarials; a finite eps stops an example once it is within eps.' }),
@@ -265,23 +333,34 @@ export const hsjDefinition: AttackDefinition<HsjOptions> = {
       maxEvals: { type: 'number', integer: true, min: 1, default: 10000, doc: 'Cap of samples per gradient estimate.', ref: PAPER },
       gamma: { type: 'number', min: 0, exclusiveMin: true, default: 1, doc: 'Binary-search tolerance factor: theta = gamma/d^{3/2} (L2), gamma/d² (L∞).', ref: PAPER },
       maxQueries: { type: 'number', integer: true, min: 1, default: 25000, doc: 'Queries per example, all phases included; an example stops before a phase it cannot afford.' },
-      initTries: { type: 'number', integer: true, min: 1, default: 100, doc: 'Uniform random draws per example to find a misclassified starting point.' },
+      initTries: { type: 'number', integer: true, min: 1, default: 100, doc: 'Uniform random draws per example to find an adversarial starting point (targeted: also the most pool images tried).' },
       maxHalvings: { type: 'number', integer: true, min: 1, default: 25, doc: 'Halvings of the geometric step-size search before a step is skipped.' },
+      targetPool: {
+        type: 'custom',
+        optional: true,
+        describeDefault: 'none',
+        parse: parseTargetPool,
+        summarize: (v) => ({ images: (v as TargetPool).y.length }),
+        doc: 'Targeted: labelled images `{ x, y }` to start from (the paper starts from a sample of the target class); for each example the images labelled with its target are tried nearest first, one query each, up to initTries, then uniform noise. The CLI passes the attacked data.',
+        ref: PAPER,
+      },
     },
   ),
   craft: craftHsj,
 };
 
 /**
- * HopSkipJumpAttack (arXiv:1904.02144), untargeted, through the shared runner. Needs only predicted classes; spends
+ * HopSkipJumpAttack (arXiv:1904.02144), untargeted or targeted, through the shared runner. Needs only predicted classes; spends
  * at most `maxQueries` per example and reports per-example counts in `extras.queriesPerExample` and the final
  * distances in `extras.hsjDistance` (Infinity where no starting point was found).
  * @param model any model (only the argmax of `predict` is used)
  * @param x clean inputs [N, ...] in the model bounds
  * @param y labels [N]
- * @param options `{ norm: 2 | 'inf', eps (default Infinity), steps, initEvals, maxEvals, gamma, maxQueries, seed }`
+ * @param options `{ norm: 2 | 'inf', eps (default Infinity), steps, initEvals, maxEvals, gamma, maxQueries, seed,
+ *   criterion, targetPool }`; targeted: `criterion: { kind: 'targeted', targets }` with `targetPool: { x, y }`
  * @returns the verified {@link AttackResult}; `norms.l2` holds the distances reached
  * @throws BulwarkError BULWARK_E_ARG (bad options), errors of the model
  * @example const r = await hopSkipJump(model, x, y, { norm: 2, steps: 20 }); median(r.norms.l2)
+ * @example await hopSkipJump(model, x, y, { criterion: { kind: 'targeted', targets }, targetPool: { x: pool, y: poolLabels } })
  */
 export const hopSkipJump = defineAttack<HsjOptions>(hsjDefinition);

@@ -10,7 +10,7 @@ import { projectRow } from '../geometry.js';
 import { defineSchema, commonFields } from '../options.js';
 import { defineAttack } from '../runner.js';
 import type { AttackContext, AttackDefinition, CommonOptions, CraftOutput } from '../types.js';
-import { forkPerExample, isAdversarial, rowsTensor } from './common.js';
+import { exampleStreams, isAdversarial, rowsTensor } from './common.js';
 import { estimateGradient, estimatorSettings } from './estimator.js';
 import { crossEntropyOf, marginOf, scoresOf } from './losses.js';
 import { QueryLedger, queryStats } from './queries.js';
@@ -52,7 +52,7 @@ async function craftNes(ctx: AttackContext<NesOptions>): Promise<CraftOutput> {
   const [lo, hi] = ctx.bounds;
   const settings = estimatorSettings({ method: o.estimator, samples: o.samples, sigma: o.sigma });
   const ledger = new QueryLedger(model, n, o.maxQueries);
-  const rngs = forkPerExample(ctx.rng, n);
+  const rngs = exampleStreams(ctx);
   const tgt = (i: number): number | undefined => (targets ? targets[i]! : undefined);
   const adv = new Float32Array(x.data);
   const velocity = new Float32Array(x.data.length);

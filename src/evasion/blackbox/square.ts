@@ -10,7 +10,7 @@ import type { Float32Tensor } from '../../core/tensor.js';
 import { defineSchema, commonFields } from '../options.js';
 import { defineAttack } from '../runner.js';
 import type { AttackContext, AttackDefinition, CommonOptions, CraftOutput } from '../types.js';
-import { clamp, forkPerExample, imageLayout, isAdversarial, rowsTensor } from './common.js';
+import { clamp, exampleStreams, imageLayout, isAdversarial, rowsTensor } from './common.js';
 import { crossEntropyOf, marginOf, scoresOf } from './losses.js';
 import { QueryLedger, queryStats } from './queries.js';
 
@@ -112,7 +112,7 @@ async function craftSquare(ctx: AttackContext<SquareOptions>): Promise<CraftOutp
   const rowShape = x.shape.slice(1);
   const lossKind: 'margin' | 'ce' = o.loss === 'auto' ? (targets ? 'ce' : 'margin') : o.loss;
   const ledger = new QueryLedger(model, n, o.maxQueries);
-  const rngs = forkPerExample(ctx.rng, n);
+  const rngs = exampleStreams(ctx);
   const best = new Float32Array(x.data.length);
   const tgt = (i: number): number | undefined => (targets ? targets[i]! : undefined);
 

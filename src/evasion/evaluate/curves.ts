@@ -53,6 +53,8 @@ export interface CurveOptions {
   examples?: number;
   /** An ensemble already run on x (same seed) at one of the eps values: its point is reused, not re-run. */
   reuse?: EnsembleResult;
+  /** Global index of each example of x (keys the attacks' random streams); default its position in x. */
+  indices?: ArrayLike<number>;
   onProgress?: (p: EvalProgress) => void;
 }
 
@@ -113,7 +115,8 @@ export async function robustnessCurve(model: Model, x: Float32Tensor, y: ArrayLi
       opts.onProgress?.({ stage: 'curve', eps, done: points.length, total: epsList.length });
       const done = points.length;
       const onProgress = opts.onProgress ? (p: EvalProgress) => opts.onProgress!({ stage: 'curve', eps, ...(p.member ? { member: p.member } : {}), done, total: epsList.length }) : undefined;
-      const r = await runEnsemble(model, xs, ys, { eps, norm: opts.norm, suite, seed: opts.seed ?? 0, members, stage: 'curve', ...(onProgress ? { onProgress } : {}) });
+      const indices = opts.indices === undefined ? undefined : Array.from({ length: n }, (_, i) => opts.indices![i]!);
+      const r = await runEnsemble(model, xs, ys, { eps, norm: opts.norm, suite, seed: opts.seed ?? 0, members, stage: 'curve', ...(indices ? { indices } : {}), ...(onProgress ? { onProgress } : {}) });
       robust = r.robust;
       for (const by of r.brokenBy) if (by !== null) brokenBy[by] = (brokenBy[by] ?? 0) + 1;
     }

@@ -33,8 +33,17 @@ export interface EnsembleOptions {
   norm: EvalNorm;
   /** A budget name or a full suite; default `standard`. */
   suite?: Budget | SuiteSpec;
-  /** Seed of every member (each member gets this seed, so a member's run equals its standalone run). */
+  /**
+   * Seed of every member. Each member gets this seed and draws every example's random numbers from streams keyed
+   * by (seed, attack, example index, restart), so a member's result on an example equals its standalone run on it,
+   * whichever examples earlier members left.
+   */
   seed?: number;
+  /**
+   * Global index of each example of x (keys its random streams, see `RunOptions.indices`); default its position
+   * in x. Pass the indices in the full data to get, for a subset or a piece of it, the results of one run on all.
+   */
+  indices?: ArrayLike<number>;
   /** Names of the members to run (in suite order); default all. */
   members?: 'all' | string[];
   /** Called before and after each member. */
@@ -114,6 +123,8 @@ export async function runEnsemble(model: Model, x: Float32Tensor, y: ArrayLike<n
   checkEps(opts.eps, opts.norm, model.bounds, rowSize(x), 'eps');
   const seed = opts.seed ?? 0;
   const n = x.shape[0]!;
+  if (opts.indices !== undefined && opts.indices.length !== n) throw new BulwarkError('BULWARK_E_ARG', `${opts.indices.length} example indices for ${n} inputs`);
+  const indices = opts.indices === undefined ? undefined : Int32Array.from(opts.indices);
   const t0 = performance.now();
   const q0 = model.queries;
   const clean = argmax(await model.predict(x));
@@ -132,7 +143,7 @@ export async function runEnsemble(model: Model, x: Float32Tensor, y: ArrayLike<n
   for (let k = 0; k < chosen.length; k++) {
     const m = chosen[k]!;
     opts.onProgress?.({ stage, member: m.name, eps: opts.eps, done: k, total: chosen.length });
-    reports.push(await runMember(model, m, current, x, labels, robust, brokenBy, { eps: opts.eps, norm: opts.norm, seed, grads, images }));
+    reports.push(await runMember(model, m, current, x, labels, robust, brokenBy, { eps: opts.eps, norm: opts.norm, seed, grads, images, indices }));
   }
   opts.onProgress?.({ stage, eps: opts.eps, done: chosen.length, total: chosen.length });
 
@@ -171,7 +182,7 @@ async function runMember(
   labels: Int32Array,
   robust: Uint8Array,
   brokenBy: (string | null)[],
-  ctx: { eps: number; norm: EvalNorm; seed: number; grads: { ok: boolean; reason?: string }; images: boolean },
+  ctx: { eps: number; norm: EvalNorm; seed: number; grads: { ok: boolean; reason?: string }; images: boolean; indices: Int32Array | undefined },
 ): Promise<MemberReport> {
   const n = labels.length;
   const { definition, options } = memberAttack(m, model.numClasses);
@@ -183,7 +194,7 @@ async function runMember(
   if (m.name === 'square' && !ctx.images) return skip('skipped', 'Square searches over image windows and needs inputs [N, C, H, W]');
   if (attacked === 0) return skip('not-needed', 'no example was left robust');
   const t0 = performance.now();
-  const r = await runAttack(definition, model, current, labels, full);
+  const r = await runAttack(definition, model, current, labels, full, ctx.indices ? { indices: ctx.indices } : {});
   const seconds = (performance.now() - t0) / 1000;
   let broken = 0;
   for (let i = 0; i < n; i++) {

@@ -19,6 +19,8 @@ export interface EvaluateOptions {
   /** Budget name or suite; default `standard`. */
   suite?: Budget | SuiteSpec;
   seed?: number;
+  /** Global index of each example of x (keys the attacks' random streams); default its position in x. */
+  indices?: ArrayLike<number>;
   /** Draw the robustness curve: true (the suite's eps list, default), false, or an explicit eps list. */
   curve?: boolean | number[];
   /** Run the gradient-masking checks (default true). */
@@ -69,13 +71,14 @@ export async function evaluateRobustness(model: Model, x: Float32Tensor, y: Arra
   checkEps(opts.eps, opts.norm, model.bounds, rowSize(x), 'eps');
   const seed = opts.seed ?? 0;
   const t0 = performance.now();
-  const ensemble = await runEnsemble(model, x, labels, { eps: opts.eps, norm: opts.norm, suite, seed, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
+  const indices = opts.indices === undefined ? {} : { indices: opts.indices };
+  const ensemble = await runEnsemble(model, x, labels, { eps: opts.eps, norm: opts.norm, suite, seed, ...indices, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
   const t1 = performance.now();
   let curve: RobustnessCurve | undefined;
   if (opts.curve !== false) {
     const epsList = Array.isArray(opts.curve) ? opts.curve : curveEpsList(opts.eps, opts.norm, suite, model.bounds, rowSize(x));
     for (const e of epsList) if (e !== 0) checkEps(e, opts.norm, model.bounds, rowSize(x), 'curve eps');
-    curve = await robustnessCurve(model, x, labels, { norm: opts.norm, epsList, suite, seed, reuse: ensemble, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
+    curve = await robustnessCurve(model, x, labels, { norm: opts.norm, epsList, suite, seed, reuse: ensemble, ...indices, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
   }
   const t2 = performance.now();
   opts.onProgress?.({ stage: 'checks', done: 0, total: 1 });

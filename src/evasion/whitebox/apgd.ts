@@ -4,7 +4,7 @@ import { project, rowSize, takeIdx, takeRows } from '../geometry.js';
 import { commonFields, defineSchema } from '../options.js';
 import { defineAttack } from '../runner.js';
 import type { AttackContext, AttackDefinition, CommonOptions } from '../types.js';
-import { ascentDirection, ctxTargetsForSuccess, objective, randomInBall, successOnLogits } from './common.js';
+import { ascentDirection, ctxTargetsForSuccess, objective, randomStartRows, successOnLogits } from './common.js';
 
 /** Options of {@link apgd}. */
 export interface ApgdOptions extends CommonOptions {
@@ -45,7 +45,7 @@ export function apgdCheckpoints(steps: number): number[] {
  * Returns, per example, the first iterate that meets the criterion, or x_max.
  */
 export async function apgdCraft(ctx: AttackContext<ApgdOptions>): Promise<Float32Tensor> {
-  const { x, y, targets, threat, bounds, options: o, rng } = ctx;
+  const { x, y, targets, threat, bounds, options: o } = ctx;
   const n = x.shape[0]!;
   const d = rowSize(x);
   const eps = threat.eps;
@@ -68,7 +68,7 @@ export async function apgdCraft(ctx: AttackContext<ApgdOptions>): Promise<Float3
     // state per example (row r of this restart)
     const cur = takeRows(x, rows);
     if (o.randomStart) {
-      const noise = randomInBall(rng, m, d, threat.norm, eps, new Float32Array(cur.data.length));
+      const noise = randomStartRows(ctx, rows, restart, d, threat.norm, eps);
       for (let j = 0; j < cur.data.length; j++) cur.data[j] = cur.data[j]! + noise[j]!;
       project(cur, x0, threat.norm, eps, bounds);
     }

@@ -150,6 +150,17 @@ export function randomInBall(rng: Rng, n: number, d: number, norm: Norm, eps: nu
 }
 
 /**
+ * Random points of the eps-ball around zero for the listed rows, each drawn from its own example's stream for this
+ * restart (`ctx.stream(row, restart)`), so a random start never depends on the other rows of the batch.
+ * @param rows row numbers in ctx.x, one output row each (in this order)
+ */
+export function randomStartRows(ctx: Pick<AttackContext<unknown>, 'stream'>, rows: ArrayLike<number>, restart: number, d: number, norm: Norm, eps: number): Float32Array {
+  const out = new Float32Array(rows.length * d);
+  for (let q = 0; q < rows.length; q++) randomInBall(ctx.stream(rows[q]!, restart), 1, d, norm, eps, out.subarray(q * d, (q + 1) * d));
+  return out;
+}
+
+/**
  * Gradients of the logit differences z_k − z_y for every class k, in one batched call: row (i, k) evaluates the
  * cross-entropy head with label k at x_i, and since ∇CE_k = Σ_j p_j ∇z_j − ∇z_k, the differences
  * ∇CE_y − ∇CE_k = ∇z_k − ∇z_y and CE_y − CE_k = z_k − z_y need no extra head (the softmax terms cancel).

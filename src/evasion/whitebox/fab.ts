@@ -90,7 +90,7 @@ export function projectOnHyperplaneBox(w: Float32Array, wOff: number, r: number,
  * the best norm found so far (or eps).
  */
 export async function fabCraft(ctx: AttackContext<FabOptions>): Promise<{ adversarial: Float32Tensor; extras: Record<string, unknown> }> {
-  const { x, y, targets, threat, bounds, options: o, rng } = ctx;
+  const { x, y, targets, threat, bounds, options: o } = ctx;
   const model = ctx.model;
   const n = x.shape[0]!;
   const d = rowSize(x);
@@ -116,7 +116,7 @@ export async function fabCraft(ctx: AttackContext<FabOptions>): Promise<{ advers
       for (const i of rows) {
         const radius = Math.min(bestNorm[i]!, threat.eps) / 2;
         if (!Number.isFinite(radius) || radius <= 0) continue;
-        const noise = randomInBall(rng, 1, d, norm, radius, new Float32Array(d));
+        const noise = randomInBall(ctx.stream(i, restart), 1, d, norm, radius, new Float32Array(d));
         for (let j = 0; j < d; j++) cur[i * d + j] = Math.min(hi, Math.max(lo, x.data[i * d + j]! + noise[j]!));
       }
     }

@@ -4,7 +4,7 @@ import { argmax, project, rowSize, scatterRows, takeIdx, takeRows } from '../geo
 import { commonFields, defineSchema } from '../options.js';
 import { defineAttack } from '../runner.js';
 import type { AttackContext, AttackDefinition, CommonOptions } from '../types.js';
-import { ascentDirection, ctxTargetsForSuccess, objective, randomInBall, successOnLogits, type AttackLoss } from './common.js';
+import { ascentDirection, ctxTargetsForSuccess, objective, randomStartRows, successOnLogits, type AttackLoss } from './common.js';
 
 /** Step-size schedules of {@link pgd}: a_t for step t of T. */
 export type StepSchedule = 'constant' | 'cosine' | 'linear';
@@ -68,7 +68,7 @@ export function scheduledStep(a: number, t: number, T: number, s: StepSchedule):
  * update x ← clip(proj(x + a·sign(∇CE))).
  */
 export async function pgdCraft(ctx: AttackContext<PgdOptions>): Promise<Float32Tensor> {
-  const { x, y, targets, threat, bounds, options: o, rng } = ctx;
+  const { x, y, targets, threat, bounds, options: o } = ctx;
   const n = x.shape[0]!;
   const d = rowSize(x);
   const eps = threat.eps;
@@ -82,7 +82,7 @@ export async function pgdCraft(ctx: AttackContext<PgdOptions>): Promise<Float32T
     const x0 = takeRows(x, live);
     let cur = takeRows(x, live);
     if (o.randomStart) {
-      const noise = randomInBall(rng, live.length, d, threat.norm, eps, new Float32Array(cur.data.length));
+      const noise = randomStartRows(ctx, live, r, d, threat.norm, eps);
       for (let j = 0; j < cur.data.length; j++) cur.data[j] = cur.data[j]! + noise[j]!;
       project(cur, x0, threat.norm, eps, bounds);
     }

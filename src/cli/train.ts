@@ -48,7 +48,7 @@ Differential privacy (DP-SGD, Abadi et al. 2016; see docs/PRIVACY.md):
                             BatchNorm layers are refused)
 
 Adversarial training (see docs/HARDENING.md); the record gains clean and robust accuracy per epoch:
-      --adv M               pgd (Madry et al. 2018) | trades (Zhang et al. 2019) | fgsm-rs (Wong et al. 2020)
+      --adv M               pgd (Madry et al. 2018) | trades (Zhang et al. 2019) | fgsm-rs (Wong et al. 2020) | ibp
       --eps E               L-inf radius of the training attack (MNIST: 0.3)
       --adv-steps N         inner steps (default 10; fgsm-rs: 1)
       --adv-step-size A     inner step size (default 2.5*eps/steps; fgsm-rs 1.25*eps)
@@ -57,6 +57,14 @@ Adversarial training (see docs/HARDENING.md); the record gains clean and robust 
       --eps-ramp N          grow eps linearly from 0 over the first N epochs (default 0)
       --patience N          stop after N epochs without better robust validation accuracy (needs --val)
       --noise-sigma S       add N(0, S^2) noise to training inputs (randomized smoothing's base classifier)
+
+IBP training (Gowal et al. 2019): minimize k*CE(z) + (1-k)*CE(worst-case logits of interval bounds over the eps-box);
+the record's hardening block holds the schedule, each epoch its eps, kappa, robust loss and (with --val) the
+IBP-verified validation accuracy. Networks of conv, dense, relu, max/avg pooling and flatten only:
+      --adv ibp             (or --ibp) IBP training; --eps E is the final training radius (Gowal: 0.2 for MNIST eps 0.1)
+      --ibp-warmup N        epochs (fractions allowed) of clean training before the ramp (default epochs*2/60)
+      --ibp-ramp N          epochs over which eps grows from 0 and kappa falls from 1 (default epochs*10/60)
+      --ibp-kappa K         final weight of the clean loss (default 0.5)
 
 Built-in architectures:
 ${Object.entries(ARCHITECTURES).map(([k, a]) => `  ${k.padEnd(12)} ${a.summary}`).join('\n')}
@@ -99,6 +107,10 @@ const OPTIONS = {
   'eps-ramp': { type: 'string' },
   patience: { type: 'string' },
   'noise-sigma': { type: 'string' },
+  ibp: { type: 'boolean' },
+  'ibp-warmup': { type: 'string' },
+  'ibp-ramp': { type: 'string' },
+  'ibp-kappa': { type: 'string' },
 } as const;
 
 /** Parses --schedule; step sizes are given in epochs and converted to steps. */
@@ -191,10 +203,15 @@ export async function run(argv: string[]): Promise<number> {
 }
 
 /** The adversarial-training and noise flags as robustTrain options, or undefined when none is given. */
-function hardeningFlags(v: Record<string, unknown>): Record<string, unknown> | undefined {
-  const flags = ['adv', 'eps', 'adv-steps', 'adv-step-size', 'trades-beta', 'clean-ratio', 'eps-ramp', 'patience', 'noise-sigma'];
+function hardeningFlags(flagValues: Record<string, unknown>): Record<string, unknown> | undefined {
+  let v = flagValues;
+  if (v.ibp === true) {
+    if (v.adv !== undefined && v.adv !== 'ibp') throw new BulwarkError('BULWARK_E_USAGE', `--ibp and --adv ${String(v.adv)} contradict each other`);
+    v = { ...v, adv: 'ibp' };
+  }
+  const flags = ['adv', 'eps', 'adv-steps', 'adv-step-size', 'trades-beta', 'clean-ratio', 'eps-ramp', 'patience', 'noise-sigma', 'ibp-warmup', 'ibp-ramp', 'ibp-kappa'];
   if (!flags.some((f) => v[f] !== undefined)) return undefined;
-  if (v.adv === undefined && flags.some((f) => f !== 'noise-sigma' && v[f] !== undefined)) throw new BulwarkError('BULWARK_E_USAGE', `--${flags.find((f) => f !== 'noise-sigma' && v[f] !== undefined)} needs --adv pgd|trades|fgsm-rs`);
+  if (v.adv === undefined && flags.some((f) => f !== 'noise-sigma' && v[f] !== undefined)) throw new BulwarkError('BULWARK_E_USAGE', `--${flags.find((f) => f !== 'noise-sigma' && v[f] !== undefined)} needs --adv pgd|trades|fgsm-rs|ibp`);
   const num = (f: string, key: string, integer = false) => (v[f] === undefined ? {} : { [key]: numberFlag(v, f, 0, 0, Infinity, integer) });
   return {
     ...(typeof v.adv === 'string' ? { adv: v.adv } : {}),
@@ -206,10 +223,13 @@ function hardeningFlags(v: Record<string, unknown>): Record<string, unknown> | u
     ...num('eps-ramp', 'epsRamp'),
     ...num('patience', 'patience', true),
     ...num('noise-sigma', 'noiseSigma'),
+    ...num('ibp-warmup', 'ibpWarmup'),
+    ...num('ibp-ramp', 'ibpRamp'),
+    ...num('ibp-kappa', 'ibpKappa'),
   };
 }
 
-function epochLine(r: EpochRecord & { robustValAccuracy?: number }): string {
-  const val = (r.valAccuracy === undefined ? '' : `  val acc ${(100 * r.valAccuracy).toFixed(2)}%  val loss ${r.valLoss!.toFixed(4)}`) + (r.robustValAccuracy === undefined ? '' : `  robust val acc ${(100 * r.robustValAccuracy).toFixed(2)}%`);
+function epochLine(r: EpochRecord & { robustValAccuracy?: number; verifiedValAccuracy?: number; ibpEps?: number }): string {
+  const val = (r.valAccuracy === undefined ? '' : `  val acc ${(100 * r.valAccuracy).toFixed(2)}%  val loss ${r.valLoss!.toFixed(4)}`) + (r.robustValAccuracy === undefined ? '' : `  robust val acc ${(100 * r.robustValAccuracy).toFixed(2)}%`) + (r.ibpEps === undefined ? '' : `  ibp eps ${r.ibpEps.toFixed(3)}`) + (r.verifiedValAccuracy === undefined ? '' : `  IBP-verified val acc ${(100 * r.verifiedValAccuracy).toFixed(2)}%`);
   return `epoch ${r.epoch}: loss ${r.loss.toFixed(4)}  train acc ${(100 * r.trainAccuracy).toFixed(2)}%${val}  lr ${r.lr.toExponential(2)}  ${r.seconds.toFixed(1)} s`;
 }

@@ -3,7 +3,8 @@
  * FGSM with a random start (Wong et al. 2020) with its catastrophic-overfitting guard, Gaussian-noise training for
  * randomized smoothing (Cohen et al. 2019), clean/adversarial loss mixing (Goodfellow et al. 2015), and early
  * stopping on robust validation accuracy (Rice et al. 2020). The inner maximization runs on the weights being
- * trained through {@link NetworkModel}; robust validation uses the shared PGD attack.
+ * trained through {@link NetworkModel}; robust validation uses the shared PGD attack. IBP training (Gowal et al. 2019)
+ * runs the interval-bound graph of ibp-train.ts in the same loop, with its ε and κ schedules.
  */
 import { BulwarkError } from '../../core/errors.js';
 import { progressBar } from '../../core/progress.js';
@@ -16,9 +17,11 @@ import { resolveTrainOptions, scoreLogits, TrainingSession, type EpochRecord, ty
 import { project } from '../geometry.js';
 import { pgd } from '../whitebox/pgd.js';
 import { NetworkModel, VjpTrainer } from './model.js';
+import { ibpVerify } from './ibp.js';
+import { GOWAL_PAPER, IbpSession, ibpSchedule } from './ibp-train.js';
 
 /** Adversarial-training methods. */
-export const ADV_METHODS = ['none', 'pgd', 'trades', 'fgsm-rs'] as const;
+export const ADV_METHODS = ['none', 'pgd', 'trades', 'fgsm-rs', 'ibp'] as const;
 export type AdvMethod = (typeof ADV_METHODS)[number];
 
 const MADRY = 'Madry et al. 2018, https://arxiv.org/abs/1706.06083';
@@ -44,10 +47,22 @@ export interface RobustTrainOptions extends TrainOptions {
    * (Gowal et al. 2019) need from scratch; default 0 (full eps from the first step).
    */
   epsRamp?: number;
+  /**
+   * IBP (Gowal et al. 2019): epochs (fractions allowed) of warm-up with ε = 0 and κ = 1; default 2/60 of the
+   * epochs (Gowal et al.'s MNIST run: 2k warm-up steps of 60k).
+   */
+  ibpWarmup?: number;
+  /** IBP: epochs over which ε ramps from 0 to eps and κ from 1 to ibpKappa after the warm-up; default 10/60 of the epochs (10k of 60k steps). */
+  ibpRamp?: number;
+  /** IBP: final κ, the weight of the clean loss in κ·CE(z) + (1 − κ)·CE(ẑ); default 0.5 (Gowal et al.). */
+  ibpKappa?: number;
   /** Std of Gaussian noise added to every training input (Cohen et al. 2019's base-classifier training); default 0. */
   noiseSigma?: number;
-  /** Robust validation each epoch (PGD on `validation`); default on when validation is given and adv is not 'none'. */
-  robustEval?: { n?: number; steps?: number; restarts?: number } | false;
+  /**
+   * Robust validation each epoch (PGD on `validation`; for ibp the IBP-verified accuracy instead) at `eps` (default the
+   * training eps); default on when validation is given and adv is not 'none'.
+   */
+  robustEval?: { n?: number; steps?: number; restarts?: number; eps?: number } | false;
   /** Stop after this many epochs without a better robust validation accuracy (then restore the best); default: never. */
   patience?: number;
   /**
@@ -65,6 +80,12 @@ export interface RobustEpochRecord extends EpochRecord {
   robustValAccuracy?: number;
   /** PGD accuracy on the guard's held-out batch. */
   guardPgdAccuracy?: number;
+  /** IBP-verified accuracy on validation rows (adv ibp). */
+  verifiedValAccuracy?: number;
+  /** IBP: ε and κ of the epoch's last step, and the mean worst-case (robust) CE over the epoch. */
+  ibpEps?: number;
+  ibpKappa?: number;
+  robustLoss?: number;
 }
 
 /** What {@link robustTrain} returns. */
@@ -77,7 +98,7 @@ export interface RobustTrainResult {
   /** Why training ended before its last epoch, if it did. */
   stopped?: 'catastrophic-overfitting' | 'early-stopping';
   /** The resolved hardening settings (for the training record). */
-  settings: { adv: AdvMethod; eps: number; epsRamp: number; advSteps: number; advStepSize: number; tradesBeta?: number; cleanRatio: number; noiseSigma: number; paper?: string };
+  settings: { adv: AdvMethod; eps: number; epsRamp: number; advSteps: number; advStepSize: number; tradesBeta?: number; cleanRatio: number; noiseSigma: number; ibpWarmup?: number; ibpRamp?: number; ibpKappa?: number; paper?: string };
 }
 
 function mixSeed(seed: number, stream: number): number {
@@ -207,6 +228,9 @@ async function pgdAccuracy(model: NetworkModel, d: Dataset, eps: number, steps: 
  * - pgd: minimize CE(x_adv) with x_adv from L∞ PGD with random start ({@link MADRY}).
  * - trades: minimize CE(x) + β·KL(p(x) ‖ p(x')), x' from the KL inner maximization ({@link TRADES}).
  * - fgsm-rs: one FGSM step of 1.25·eps from a uniform random start, with the catastrophic-overfitting guard ({@link WONG}).
+ * - ibp: minimize κ·CE(z) + (1 − κ)·CE(ẑ), ẑ the worst-case logits of interval bound propagation over the eps-box
+ *   (Gowal et al. 2019), ε ramped from 0 and κ from 1 to ibpKappa after a warm-up (see ibp-train.ts); per-epoch
+ *   robust validation is the IBP-verified accuracy.
  * @param net the network (updated in place; at the end it holds the kept epoch's weights)
  * @param data labelled training data
  * @param opts nn train options plus {@link RobustTrainOptions}
@@ -237,8 +261,23 @@ export async function robustTrain(net: Network, data: Dataset, opts: RobustTrain
   if (!(sigma >= 0 && Number.isFinite(sigma))) throw new BulwarkError('BULWARK_E_ARG', `noise sigma must be >= 0, got ${sigma}`);
   if (opts.patience !== undefined && !(Number.isSafeInteger(opts.patience) && opts.patience >= 1)) throw new BulwarkError('BULWARK_E_ARG', `patience must be an integer >= 1, got ${opts.patience}`);
   if (!data.y) throw new BulwarkError('BULWARK_E_LABELS', `training data ${data.name} has no labels`);
+  const ibpWarmup = opts.ibpWarmup ?? (o.epochs * 2) / 60;
+  const ibpRamp = opts.ibpRamp ?? (o.epochs * 10) / 60;
+  const ibpKappa = opts.ibpKappa ?? 0.5;
+  if (adv === 'ibp') {
+    if (!(ibpWarmup >= 0 && Number.isFinite(ibpWarmup))) throw new BulwarkError('BULWARK_E_ARG', `IBP warm-up must be >= 0 epochs (--ibp-warmup), got ${opts.ibpWarmup}`);
+    if (!(ibpRamp >= 0 && Number.isFinite(ibpRamp))) throw new BulwarkError('BULWARK_E_ARG', `IBP ramp must be >= 0 epochs (--ibp-ramp), got ${opts.ibpRamp}`);
+    if (!(ibpKappa >= 0 && ibpKappa <= 1)) throw new BulwarkError('BULWARK_E_ARG', `IBP final kappa (--ibp-kappa) must be in [0, 1], got ${opts.ibpKappa}`);
+    for (const [k, flag] of [['cleanRatio', '--clean-ratio'], ['epsRamp', '--eps-ramp'], ['noiseSigma', '--noise-sigma'], ['advSteps', '--adv-steps'], ['advStepSize', '--adv-step-size']] as const) {
+      if (opts[k] !== undefined && opts[k] !== 0) throw new BulwarkError('BULWARK_E_ARG', `${flag} does not apply to IBP training`, { hint: 'IBP uses --ibp-kappa for the clean weight and --ibp-warmup / --ibp-ramp for the eps schedule.' });
+    }
+  } else {
+    for (const [k, flag] of [['ibpWarmup', '--ibp-warmup'], ['ibpRamp', '--ibp-ramp'], ['ibpKappa', '--ibp-kappa']] as const) {
+      if (opts[k] !== undefined) throw new BulwarkError('BULWARK_E_ARG', `${flag} applies only to IBP training (--adv ibp), not ${adv}`);
+    }
+  }
 
-  const guardOpts = opts.overfitGuard ?? (adv === 'fgsm-rs' ? {} : false);
+  const guardOpts = adv === 'ibp' ? false : opts.overfitGuard ?? (adv === 'fgsm-rs' ? {} : false);
   let train = data;
   let guardSet: Dataset | undefined;
   if (guardOpts && adv !== 'none') {
@@ -258,13 +297,16 @@ export async function robustTrain(net: Network, data: Dataset, opts: RobustTrain
   const threads = o.threads === undefined ? {} : { threads: o.threads };
   const started = performance.now();
   const model = new NetworkModel(net, threads);
-  const session = adv === 'trades' ? undefined : await TrainingSession.create(net, { labelSmoothing: o.labelSmoothing, ...threads });
+  const ibp = adv === 'ibp' ? await IbpSession.create(net, threads) : undefined;
+  const session = adv === 'trades' || adv === 'ibp' ? undefined : await TrainingSession.create(net, { labelSmoothing: o.labelSmoothing, ...threads });
   const vjp = adv === 'trades' ? await VjpTrainer.create(net, threads) : undefined;
   const optimizer = makeOptimizer(o.optimizer, net.params(), { lr: o.lr, momentum: o.momentum, nesterov: o.nesterov, ...(o.weightDecay === undefined ? {} : { weightDecay: o.weightDecay }) });
   const n = train.x.shape[0]!;
   const k = net.numClasses;
   const stepsPerEpoch = numBatches(n, o.batchSize);
   const total = o.epochs * stepsPerEpoch;
+  const ibpSteps = { warmupSteps: Math.round(ibpWarmup * stepsPerEpoch), rampSteps: Math.round(ibpRamp * stepsPerEpoch), eps, kappa: ibpKappa };
+  const robustEps = (robustEval && robustEval.eps) || eps;
   const maskRng = new Rng(mixSeed(o.seed, 0xd509));
   const attackRng = new Rng(mixSeed(o.seed, 0xadf0));
   const noiseRng = new Rng(mixSeed(o.seed, 0x5e9a));
@@ -287,6 +329,8 @@ export async function robustTrain(net: Network, data: Dataset, opts: RobustTrain
       let lossSum = 0;
       let correct = 0;
       let seen = 0;
+      let robustSum = 0;
+      let sched = { eps: 0, kappa: 1 };
       let i = 0;
       for (const batch of batches(train, { batchSize: o.batchSize, shuffle: true, seed: mixSeed(o.seed, epoch) })) {
         const by = batch.y!;
@@ -295,7 +339,15 @@ export async function robustTrain(net: Network, data: Dataset, opts: RobustTrain
         const e = ramp > 0 ? eps * Math.min(1, (step + 1) / (ramp * stepsPerEpoch)) : eps;
         let grads: Float32Array[];
         let batchLoss = 0;
-        if (adv === 'trades') {
+        if (adv === 'ibp') {
+          // Gowal et al. 2019: κ·CE(z) + (1 − κ)·CE(ẑ) with ẑ the interval-bound worst-case logits.
+          sched = ibpSchedule(step, ibpSteps);
+          const res = await ibp!.step(batch.x, by, sched.eps, sched.kappa);
+          for (const l of res.loss) batchLoss += l;
+          for (const l of res.robustLoss) robustSum += l;
+          grads = res.grads.map((g) => Float32Array.from(g, (v) => v / bn));
+          correct += Math.round(scoreLogits(res.logits, by, k).accuracy * bn);
+        } else if (adv === 'trades') {
           const xa = await tradesAttack(model, batch.x, { eps: e, steps: advSteps, stepSize: (advStepSize * e) / eps, rng: attackRng });
           const both = addNoise(concat(batch.x, xa));
           const f = await vjp!.logits(both, maskRng);
@@ -332,12 +384,14 @@ export async function robustTrain(net: Network, data: Dataset, opts: RobustTrain
       }
       bar.end();
       const record: RobustEpochRecord = { epoch, loss: lossSum / seen, trainAccuracy: correct / seen, lr: optimizer.lr, seconds: 0 };
+      if (adv === 'ibp') Object.assign(record, { ibpEps: sched.eps, ibpKappa: sched.kappa, robustLoss: robustSum / seen });
       if (o.validation?.y) {
         const s = scoreLogits((await model.predict(o.validation.x)).data, o.validation.y, k);
         record.valAccuracy = s.accuracy;
         record.valLoss = s.loss;
       }
-      if (robustSet && robustEval) record.robustValAccuracy = await pgdAccuracy(model, robustSet, eps, robustEval.steps ?? 20, robustEval.restarts ?? 1, mixSeed(o.seed, 1000 + epoch));
+      if (robustSet && robustEval && adv === 'ibp') record.verifiedValAccuracy = ibpVerify(net, robustSet.x, robustSet.y!, robustEps, model.bounds).verifiedAccuracy;
+      else if (robustSet && robustEval) record.robustValAccuracy = await pgdAccuracy(model, robustSet, robustEps, robustEval.steps ?? 20, robustEval.restarts ?? 1, mixSeed(o.seed, 1000 + epoch));
       if (guardSet && guardOpts) record.guardPgdAccuracy = await pgdAccuracy(model, guardSet, eps, guardOpts.steps ?? 10, 1, mixSeed(o.seed, 2000 + epoch));
       record.seconds = (performance.now() - t0) / 1000;
       history.push(record);
@@ -350,7 +404,7 @@ export async function robustTrain(net: Network, data: Dataset, opts: RobustTrain
         }
         guardBest = Math.max(guardBest, record.guardPgdAccuracy);
       }
-      const score = record.robustValAccuracy ?? record.guardPgdAccuracy ?? epoch;
+      const score = record.verifiedValAccuracy ?? record.robustValAccuracy ?? record.guardPgdAccuracy ?? epoch;
       if (score > best.score) {
         best = { score, epoch, snap: snapshot(net) };
         sinceBest = 0;
@@ -362,6 +416,7 @@ export async function robustTrain(net: Network, data: Dataset, opts: RobustTrain
   } finally {
     await session?.release();
     await vjp?.release();
+    await ibp?.release();
     await model.dispose();
   }
   const keep = robustSet || stopped ? best.epoch : history.length;
@@ -376,12 +431,13 @@ export async function robustTrain(net: Network, data: Dataset, opts: RobustTrain
       adv,
       eps,
       epsRamp: ramp,
-      advSteps: adv === 'none' ? 0 : advSteps,
-      advStepSize: adv === 'none' ? 0 : advStepSize,
+      advSteps: adv === 'none' || adv === 'ibp' ? 0 : advSteps,
+      advStepSize: adv === 'none' || adv === 'ibp' ? 0 : advStepSize,
+      ...(adv === 'ibp' ? { ibpWarmup, ibpRamp, ibpKappa } : {}),
       ...(adv === 'trades' ? { tradesBeta: beta } : {}),
       cleanRatio,
       noiseSigma: sigma,
-      ...(adv === 'pgd' ? { paper: MADRY } : adv === 'trades' ? { paper: TRADES } : adv === 'fgsm-rs' ? { paper: WONG } : {}),
+      ...(adv === 'pgd' ? { paper: MADRY } : adv === 'trades' ? { paper: TRADES } : adv === 'fgsm-rs' ? { paper: WONG } : adv === 'ibp' ? { paper: GOWAL_PAPER } : {}),
     },
   };
 }

@@ -7,4 +7,7 @@ export * from './adversarial.js';
 export * from './stats.js';
 export * from './smoothing.js';
 export * from './ibp.js';
+export * from './ibp-train.js';
 export * from './squeeze.js';
+export * from './vjp.js';
+export * from './squeeze-adaptive.js';

@@ -115,7 +115,8 @@ export function jpegLike(quality = 0.1, bounds: [number, number] = [0, 1]): Sque
   };
 }
 
-function softmax(z: Float32Array, n: number, k: number, probs: boolean): Float64Array {
+/** Softmax of each row of [n, k] scores in float64 (or the scores themselves when they are probabilities already). */
+export function rowSoftmax(z: Float32Array, n: number, k: number, probs: boolean): Float64Array {
   const out = new Float64Array(n * k);
   for (let i = 0; i < n; i++) {
     if (probs) {
@@ -131,6 +132,47 @@ function softmax(z: Float32Array, n: number, k: number, probs: boolean): Float64
   return out;
 }
 
+/** A named squeezer: `bit:B` (bit depth B), `median:K` (K×K median filter), `jpeg:Q` (JPEG-like step Q). */
+export interface SqueezerSpec {
+  kind: 'bit' | 'median' | 'jpeg';
+  param: number;
+}
+
+/** Xu et al.'s MNIST squeezers: 1-bit depth and a 2×2 median filter. */
+export const DEFAULT_SQUEEZERS = 'bit:1,median:2';
+
+/** The text form of a squeezer spec, e.g. `median:2`. */
+export function formatSqueezer(s: SqueezerSpec): string {
+  return `${s.kind}:${s.param}`;
+}
+
+/**
+ * Parses a comma-separated squeezer list such as `bit:1,median:2,jpeg:0.1`.
+ * @throws BulwarkError BULWARK_E_SQUEEZER for an unknown kind, a missing or out-of-range parameter, or an empty list
+ */
+export function parseSqueezers(text: string): SqueezerSpec[] {
+  const hint = 'Write squeezers as a comma-separated list of bit:B (B in 1..16), median:K (K in 1..15) and jpeg:Q (Q > 0), e.g. bit:1,median:2.';
+  const parts = text.split(',').map((t) => t.trim());
+  if (parts.length === 0 || parts.some((t) => t === '')) throw new BulwarkError('BULWARK_E_SQUEEZER', `squeezer list ${JSON.stringify(text)} has an empty entry`, { hint });
+  return parts.map((t) => {
+    const m = /^(bit|median|jpeg):([0-9]*\.?[0-9]+(?:e-?[0-9]+)?)$/.exec(t);
+    if (!m) throw new BulwarkError('BULWARK_E_SQUEEZER', `unknown squeezer ${JSON.stringify(t)}`, { hint });
+    const kind = m[1] as SqueezerSpec['kind'];
+    const param = Number(m[2]);
+    const ok = kind === 'jpeg' ? param > 0 && Number.isFinite(param) : Number.isInteger(param) && param >= 1 && param <= (kind === 'bit' ? 16 : 15);
+    if (!ok) throw new BulwarkError('BULWARK_E_SQUEEZER', `squeezer ${JSON.stringify(t)}: parameter out of range`, { hint });
+    return { kind, param };
+  });
+}
+
+/** The squeezer a spec names, for inputs in `bounds`. */
+export function makeSqueezer(s: SqueezerSpec, bounds: [number, number] = [0, 1]): Squeezer {
+  if (s.kind === 'bit') return bitDepth(s.param, bounds);
+  if (s.kind === 'median') return medianFilter(s.param);
+  if (s.kind === 'jpeg') return jpegLike(s.param, bounds);
+  throw new BulwarkError('BULWARK_E_SQUEEZER', `unknown squeezer kind ${JSON.stringify((s as { kind: unknown }).kind)}`);
+}
+
 /** A detector with a threshold fitted at a false-positive rate (DESIGN.md §4). */
 export interface Detector {
   /** Fits the threshold: the (1 − fpr) quantile of the clean scores. */
@@ -143,24 +185,45 @@ export interface Detector {
   readonly threshold: number | undefined;
 }
 
+/** The feature-squeezing detector: a {@link Detector} that also exposes what the adaptive attack needs. */
+export interface FeatureSqueezingDetector extends Detector {
+  readonly model: Model;
+  readonly squeezers: readonly Squeezer[];
+  /** The specs of the squeezers when they were given by name (what a detector file stores), else undefined. */
+  readonly specs: readonly SqueezerSpec[] | undefined;
+  /** Sets a threshold fitted earlier (a detector file); must be finite and ≥ 0. */
+  setThreshold(t: number): void;
+}
+
 /**
  * Feature squeezing (Xu et al. 2018): flags inputs whose prediction moves much under squeezing.
  * @param model the classifier
- * @param squeezers default: 1-bit depth and a 2×2 median filter (Xu et al.'s MNIST setting)
- * @returns a {@link Detector}
- * @throws BulwarkError BULWARK_E_DETECTOR when score/decide run before fit, or fit gets fewer than 20 examples
+ * @param squeezers default: 1-bit depth and a 2×2 median filter (Xu et al.'s MNIST setting); squeezer functions,
+ *   specs, or a spec list such as `bit:1,median:2`
+ * @param opts a threshold fitted earlier
+ * @returns a {@link FeatureSqueezingDetector}
+ * @throws BulwarkError BULWARK_E_DETECTOR when score/decide run before fit, or fit gets fewer than 20 examples;
+ *   BULWARK_E_SQUEEZER for a bad spec
  * @example const d = featureSqueezing(model); await d.fit(cleanX, 0.05); const flags = await d.decide(x);
  */
-export function featureSqueezing(model: Model, squeezers: Squeezer[] = [bitDepth(1, model.bounds), medianFilter(2)]): Detector {
+export function featureSqueezing(model: Model, squeezers: Squeezer[] | SqueezerSpec[] | string = DEFAULT_SQUEEZERS, opts: { threshold?: number } = {}): FeatureSqueezingDetector {
+  const specs: SqueezerSpec[] | undefined = typeof squeezers === 'string' ? parseSqueezers(squeezers) : squeezers.length > 0 && typeof squeezers[0] !== 'function' ? (squeezers as SqueezerSpec[]) : undefined;
+  const fns: Squeezer[] = specs ? specs.map((s) => makeSqueezer(s, model.bounds)) : (squeezers as Squeezer[]);
+  if (fns.length === 0) throw new BulwarkError('BULWARK_E_SQUEEZER', 'feature squeezing needs at least one squeezer');
   let threshold: number | undefined;
+  const setThreshold = (t: number) => {
+    if (!(Number.isFinite(t) && t >= 0)) throw new BulwarkError('BULWARK_E_DETECTOR', `a detector threshold must be a finite number >= 0, got ${t}`);
+    threshold = t;
+  };
+  if (opts.threshold !== undefined) setThreshold(opts.threshold);
   const score = async (x: Float32Tensor): Promise<Float64Array> => {
     const n = x.shape[0]!;
     const k = model.numClasses;
     const probs = model.outputKind === 'probs';
-    const base = softmax((await model.predict(x)).data, n, k, probs);
+    const base = rowSoftmax((await model.predict(x)).data, n, k, probs);
     const out = new Float64Array(n);
-    for (const s of squeezers) {
-      const p = softmax((await model.predict(s(x))).data, n, k, probs);
+    for (const s of fns) {
+      const p = rowSoftmax((await model.predict(s(x))).data, n, k, probs);
       for (let i = 0; i < n; i++) {
         let l1 = 0;
         for (let j = 0; j < k; j++) l1 += Math.abs(base[i * k + j]! - p[i * k + j]!);
@@ -170,6 +233,10 @@ export function featureSqueezing(model: Model, squeezers: Squeezer[] = [bitDepth
     return out;
   };
   return {
+    model,
+    squeezers: fns,
+    specs,
+    setThreshold,
     get threshold() {
       return threshold;
     },

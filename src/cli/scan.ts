@@ -2,20 +2,43 @@ import * as path from 'node:path';
 import { BulwarkError } from '../core/errors.js';
 import { BUDGETS, parseNorm, type Budget } from '../evasion/evaluate/index.js';
 import { DEMO_DEFAULTS, demoModel } from '../report/demo.js';
-import { gateMetrics, runAssessment, writeReport } from '../report/assess.js';
+import { SECTION_PARTS, SECTION_PROVIDERS, gateMetrics, parseSections, runAssessment, writeReport } from '../report/assess.js';
 import { parseGates } from '../report/gates.js';
 import { formatValue } from '../report/html.js';
 import { stageProgress } from '../report/progress.js';
 import type { Report } from '../report/types.js';
 import { numberFlag, parseFlags, printJson } from './args.js';
 
+/** Comma-separated names wrapped at 116 columns, continuation lines indented by 29 spaces. */
+function wrapList(items: string[], first: string): string {
+  const lines: string[] = [];
+  let cur = first;
+  for (const [i, it] of items.entries()) {
+    const word = it + (i < items.length - 1 ? ',' : '');
+    if (cur.trim().length > 0 && cur.length + 1 + word.length > 116) {
+      lines.push(cur);
+      cur = ' '.repeat(29) + word;
+    } else cur += (cur.trim().length > 0 ? ' ' : '') + word;
+  }
+  lines.push(cur);
+  return lines.join('\n');
+}
+
 const HELP = `Usage: bulwark scan --model M.onnx --data SPEC --out DIR [options]
        bulwark scan --demo
 
 Assesses a model and writes DIR/report.html (one self-contained page: inline SVG plots, no scripts, no external
-assets), DIR/report.json and DIR/report.sarif (SARIF 2.1.0). Sections: the model-file scanner on M.onnx, and
-adversarial robustness (the AutoAttack-style ensemble APGD-CE, APGD-T, FAB-T, Square; a robustness curve;
-gradient-masking checks). Every finding is mapped to MITRE ATLAS and the OWASP ML Top 10. See docs/REPORT.md.
+assets), DIR/report.json and DIR/report.sarif (SARIF 2.1.0). Every finding is mapped to MITRE ATLAS and the OWASP
+ML Top 10. See docs/REPORT.md. Sections:
+  supply-chain   the model-file scanner on M.onnx
+  evasion        the AutoAttack-style ensemble (APGD-CE, APGD-T, FAB-T, Square), a robustness curve, masking checks
+  hardening      parts: record (training method and per-epoch accuracy from M.onnx.train.json, and whether its
+                 robust-accuracy claim survives the scan), smoothing (certified accuracy against L2 radius when the
+                 record says noise-trained or --sigma is given), detector (feature squeezing at 5% FPR: ROC, rates,
+                 adaptive attack), preprocessing (plain against BPDA accuracy of median / JPEG / bit-depth inputs)
+  privacy        parts: dp (epsilon from the training record), membership (with --train-data: loss attack, LiRA
+                 with --shadows), extraction (Knockoff clone agreement against queries) and inversion (MI-Face
+                 images); extraction and inversion run by default at budget standard and thorough only
 
 Options:
   -m, --model M.onnx         the model
@@ -24,11 +47,24 @@ Options:
       --budget B             quick | standard (default) | thorough
       --eps E                threat-model radius (default: 0.3 L∞ / 2.0 L2 for 1×28×28 inputs, else 8/255 / 0.5)
       --norm N               inf (default) or 2
+      --sections LIST        sections or parts to run, comma-separated (default: all, with the default parts):
+${wrapList([...SECTION_PROVIDERS.map((p) => p.id), ...Object.entries(SECTION_PARTS).flatMap(([id, ps]) => ps.map((x) => `${id}.${x}`))], ' '.repeat(29))}
+                             (naming a section runs all its parts whatever the budget)
       --fail-under M=V       CI gate, repeatable: exit 1 when metric M is below V
-                             (metrics: ${gateMetrics().join(', ')}; V a fraction or a percentage)
+      --fail-over M=V        CI gate, repeatable: exit 1 when metric M is above V (e.g. mia-tpr-at-1fpr=0.05,
+                             dp-epsilon=8)
+${wrapList(gateMetrics(), '                             metrics:')}
+                             (V a fraction or a percentage for rates and accuracies; a metric that was not measured
+                             fails its gate)
+      --sigma S              hardening: certify with randomized smoothing at noise level S (default: the training
+                             record's noise sigma, if the model was noise-trained)
+      --train-data SPEC      privacy: the model's training examples (members) for membership inference
+      --holdout-data SPEC    privacy: non-members (default: --data)
+      --shadows K            privacy: also run offline LiRA with K shadow models (even; trained with the
+                             record's recipe)
       --examples N           assess N examples (default: the budget's; a seeded sample of the data)
       --seed S               seed of the sample and every attack (default 0)
-      --json                 print one JSON object (files, accuracies, findings, flags, gates)
+      --json                 print one JSON object (files, accuracies, every metric, findings, flags, gates)
       --demo                 assess the reference MNIST CNN on mnist:test with budget quick into ./bulwark-report
                              (the committed fixture, else a copy cached in $BULWARK_CACHE or ~/.cache/bulwark,
                              else trained once and cached)
@@ -47,6 +83,12 @@ const OPTIONS = {
   eps: { type: 'string' },
   norm: { type: 'string' },
   'fail-under': { type: 'string', multiple: true },
+  'fail-over': { type: 'string', multiple: true },
+  sections: { type: 'string', multiple: true },
+  sigma: { type: 'string' },
+  'train-data': { type: 'string' },
+  'holdout-data': { type: 'string' },
+  shadows: { type: 'string' },
   examples: { type: 'string' },
   seed: { type: 'string' },
   json: { type: 'boolean' },
@@ -66,7 +108,19 @@ export async function run(argv: string[]): Promise<number> {
   if (demo && typeof v.model === 'string') throw new BulwarkError('BULWARK_E_USAGE', '--demo brings its own model; drop --model (or drop --demo)');
   const missing = ['model', 'data', 'out'].filter((k) => typeof v[k] !== 'string' || (v[k] as string).length === 0);
   if (!demo && missing.length > 0) throw new BulwarkError('BULWARK_E_USAGE', `missing required flag${missing.length > 1 ? 's' : ''} ${missing.map((k) => `--${k}`).join(', ')}`, { hint: `usage:\n${HELP}` });
-  const gates = parseGates((v['fail-under'] as string[] | undefined) ?? [], gateMetrics());
+  const only = v.sections as string[] | undefined;
+  const providers = only ? parseSections(only).providers : undefined;
+  const gates = parseGates((v['fail-under'] as string[] | undefined) ?? [], gateMetrics(providers));
+  const failOver = (v['fail-over'] as string[] | undefined) ?? [];
+  parseGates(failOver, gateMetrics(providers), 'fail-over');
+  let sigma: number | undefined;
+  if (typeof v.sigma === 'string') {
+    sigma = Number(v.sigma);
+    if (v.sigma.trim() === '' || !Number.isFinite(sigma) || sigma <= 0) throw new BulwarkError('BULWARK_E_SMOOTHING', `--sigma must be a finite noise level > 0, got ${JSON.stringify(v.sigma)}`, { hint: 'Pass the sigma the model was trained with (bulwark train --noise-sigma S), e.g. --sigma 0.25.' });
+  }
+  const shadows = v.shadows === undefined ? undefined : numberFlag(v, 'shadows', 16, 2, 1024, true);
+  const trainData = typeof v['train-data'] === 'string' ? v['train-data'] : undefined;
+  const holdoutData = typeof v['holdout-data'] === 'string' ? v['holdout-data'] : undefined;
   const budget = (typeof v.budget === 'string' ? v.budget : demo ? DEMO_DEFAULTS.budget : 'standard') as Budget;
   if (!BUDGETS.includes(budget)) throw new BulwarkError('BULWARK_E_ARG', `--budget must be one of ${BUDGETS.join(', ')}, got ${JSON.stringify(v.budget)}`);
   const norm = parseNorm(typeof v.norm === 'string' ? v.norm : 'inf');
@@ -99,6 +153,12 @@ export async function run(argv: string[]): Promise<number> {
       norm,
       seed,
       gates,
+      failOver,
+      ...(only ? { only } : {}),
+      ...(sigma === undefined ? {} : { sigma }),
+      ...(shadows === undefined ? {} : { shadows }),
+      ...(trainData === undefined ? {} : { trainData }),
+      ...(holdoutData === undefined ? {} : { holdoutData }),
       demo,
       outputKind: kind,
       ...(eps === undefined ? (demo ? { eps: DEMO_DEFAULTS.eps } : {}) : { eps }),
@@ -132,10 +192,11 @@ export function scanSummary(r: Report, files: { html: string; json: string; sari
     cleanAccuracy: ev?.metrics['clean-accuracy'] ?? null,
     robustAccuracy: ev?.metrics['robust-accuracy'] ?? null,
     reliable: r.summary.reliable,
+    metrics: Object.fromEntries(r.sections.flatMap((s) => Object.entries(s.metrics))),
     flags,
     findings: r.summary.counts,
     maxSeverity: r.summary.maxSeverity,
-    gates: r.gates.map((g) => ({ metric: g.metric, value: g.value, actual: g.actual, passed: g.passed })),
+    gates: r.gates.map((g) => ({ metric: g.metric, op: g.op, value: g.value, actual: g.actual, passed: g.passed })),
     passed: r.summary.gatesPassed,
     exitCode,
     seconds: r.timings.totalSeconds,

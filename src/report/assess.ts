@@ -13,11 +13,14 @@ import { gatherRows } from '../core/tensor.js';
 import { loadData, parseDataSpec } from '../data/spec.js';
 import { BUDGETS, checkData, checkEps, resolveSuite, sampleIndices, type Budget, type EvalNorm } from '../evasion/evaluate/index.js';
 import { loadModel, type OnnxModel, type OutputKind } from '../runtime/model.js';
+import type { Dataset } from '../data/index.js';
 import { evaluateGates, gateFindings, parseGates } from './gates.js';
 import { renderHtml } from './html.js';
 import { renderReportSarif } from './sarif.js';
 import { maxSeverity, type AssessmentContext, type SectionProgress, type SectionProvider } from './sections/common.js';
 import { evasionProvider } from './sections/evasion.js';
+import { HARDENING_PARTS, checkSigma, hardeningProvider } from './sections/hardening.js';
+import { PRIVACY_PARTS, privacyProvider } from './sections/privacy.js';
 import { supplyChainProvider } from './sections/supply-chain.js';
 import { SEVERITY_ORDER, type Finding, type Gate, type Report, type ReportSection, type Severity } from './types.js';
 
@@ -25,7 +28,38 @@ import { SEVERITY_ORDER, type Finding, type Gate, type Report, type ReportSectio
 export const REPORT_TOOL_VERSION = '0.1.0';
 
 /** The sections `bulwark scan` runs, in order. Later domains append their providers here. */
-export const SECTION_PROVIDERS: readonly SectionProvider[] = [supplyChainProvider, evasionProvider];
+export const SECTION_PROVIDERS: readonly SectionProvider[] = [supplyChainProvider, evasionProvider, hardeningProvider, privacyProvider];
+
+/** Parts a section can be narrowed to with `--sections id.part`. */
+export const SECTION_PARTS: Readonly<Record<string, readonly string[]>> = { hardening: HARDENING_PARTS, privacy: PRIVACY_PARTS };
+
+/**
+ * Parses `--sections` values (comma-separated, repeatable): section ids (`evasion`, `hardening`, ...) or single
+ * parts (`privacy.inversion`).
+ * @returns the providers to run, in the standard order, and the parts asked for per section (null: all of it)
+ * @throws BulwarkError BULWARK_E_ARG for an unknown section or part, or an empty list
+ * @example parseSections(['evasion,privacy.membership'])
+ */
+export function parseSections(specs: string[], providers: readonly SectionProvider[] = SECTION_PROVIDERS): { providers: SectionProvider[]; requested: Map<string, Set<string> | null> } {
+  const requested = new Map<string, Set<string> | null>();
+  const ids = providers.map((p) => p.id);
+  const names = [...ids, ...Object.entries(SECTION_PARTS).flatMap(([s, ps]) => ps.map((p) => `${s}.${p}`))];
+  const items = specs.flatMap((s) => s.split(',')).map((s) => s.trim()).filter((s) => s.length > 0);
+  if (items.length === 0) throw new BulwarkError('BULWARK_E_ARG', '--sections is empty; name at least one section', { hint: `Sections: ${names.join(', ')}.` });
+  for (const it of items) {
+    const [sec, part, extra] = it.split('.');
+    if (!ids.includes(sec!) || extra !== undefined || (part !== undefined && !(SECTION_PARTS[sec!] ?? []).includes(part))) {
+      throw new BulwarkError('BULWARK_E_ARG', `--sections: unknown section ${JSON.stringify(it)}`, { hint: `Name sections or parts, comma-separated: ${names.join(', ')}.` });
+    }
+    if (part === undefined) requested.set(sec!, null);
+    else {
+      const cur = requested.get(sec!);
+      if (cur === null) continue;
+      requested.set(sec!, new Set([...(cur ?? []), part]));
+    }
+  }
+  return { providers: providers.filter((p) => requested.has(p.id)), requested };
+}
 
 /** Metric names gates may use (those the providers declare). */
 export function gateMetrics(providers: readonly SectionProvider[] = SECTION_PROVIDERS): string[] {
@@ -54,8 +88,20 @@ export interface AssessmentOptions {
   outputKind?: 'auto' | OutputKind;
   threads?: number;
   batchSize?: number;
-  /** Section providers; default {@link SECTION_PROVIDERS}. */
+  /** Section providers; default {@link SECTION_PROVIDERS} (or those `only` names). */
   sections?: readonly SectionProvider[];
+  /** `--sections` values: section ids or `section.part`, comma-separated (see {@link parseSections}). */
+  only?: string[];
+  /** `--fail-over` gate specs (the metric must be at most the value). */
+  failOver?: string[];
+  /** Randomized-smoothing noise level for the hardening section (overrides the training record's). */
+  sigma?: number;
+  /** Members for membership inference (a data spec). */
+  trainData?: string;
+  /** Non-members for membership inference (default: `data`). */
+  holdoutData?: string;
+  /** LiRA shadow models (even, >= 2). */
+  shadows?: number;
   onProgress?: (p: SectionProgress) => void;
 }
 
@@ -78,8 +124,28 @@ export function defaultEps(norm: EvalNorm, inputShape: number[], bounds: [number
  */
 export async function runAssessment(opts: AssessmentOptions): Promise<Report> {
   const t0 = performance.now();
-  const providers = opts.sections ?? SECTION_PROVIDERS;
-  const gates = (opts.gates ?? []).map((g) => (typeof g === 'string' ? parseGates([g], gateMetrics(providers))[0]! : g));
+  const selection = opts.only ? parseSections(opts.only, opts.sections ?? SECTION_PROVIDERS) : undefined;
+  const providers = selection?.providers ?? opts.sections ?? SECTION_PROVIDERS;
+  const gates = [
+    ...(opts.gates ?? []).map((g) => (typeof g === 'string' ? parseGates([g], gateMetrics(providers))[0]! : g)),
+    ...parseGates(opts.failOver ?? [], gateMetrics(providers), 'fail-over'),
+  ];
+  if (opts.sigma !== undefined) checkSigma(opts.sigma);
+  if (opts.shadows !== undefined && (!Number.isSafeInteger(opts.shadows) || opts.shadows < 2 || opts.shadows % 2 !== 0)) {
+    throw new BulwarkError('BULWARK_E_ARG', `--shadows must be an even integer >= 2, got ${opts.shadows}`, { hint: 'LiRA trains shadow models in complementary pairs; 16 or more give good estimates at low FPR.' });
+  }
+  const hasPrivacy = providers.some((p) => p.id === 'privacy');
+  for (const [flag, v] of [['--train-data', opts.trainData], ['--holdout-data', opts.holdoutData], ['--shadows', opts.shadows]] as const) {
+    if (v !== undefined && !hasPrivacy) throw new BulwarkError('BULWARK_E_USAGE', `${flag} is for the privacy section, which --sections leaves out`, { hint: 'Add privacy (or privacy.membership) to --sections.' });
+  }
+  if ((opts.holdoutData !== undefined || opts.shadows !== undefined) && opts.trainData === undefined) {
+    throw new BulwarkError('BULWARK_E_USAGE', `${opts.holdoutData !== undefined ? '--holdout-data' : '--shadows'} needs --train-data (the members of the membership-inference audit)`, { hint: 'Pass --train-data SPEC with the examples the model was trained on, e.g. --train-data mnist:train[0:5000].' });
+  }
+  if (opts.trainData !== undefined && opts.trainData === (opts.holdoutData ?? opts.data)) {
+    throw new BulwarkError('BULWARK_E_ARG', `--train-data ${opts.trainData} is also the holdout (${opts.holdoutData === undefined ? '--data' : '--holdout-data'}): members and non-members must be different examples`, { hint: 'Pass data the model never saw as --holdout-data, e.g. the test split when --train-data is the training split.' });
+  }
+  if (opts.trainData !== undefined) parseDataSpec(opts.trainData);
+  if (opts.holdoutData !== undefined) parseDataSpec(opts.holdoutData);
   const budget = opts.budget ?? 'standard';
   if (!BUDGETS.includes(budget)) throw new BulwarkError('BULWARK_E_ARG', `--budget must be one of ${BUDGETS.join(', ')}, got ${JSON.stringify(budget)}`);
   const suite = resolveSuite(budget);
@@ -91,7 +157,16 @@ export async function runAssessment(opts: AssessmentOptions): Promise<Report> {
   const model = await loadModel(opts.model, { outputKind: opts.outputKind ?? 'auto', ...(opts.threads === undefined ? {} : { threads: opts.threads }), ...(opts.batchSize === undefined ? {} : { batchSize: opts.batchSize }) });
   try {
     const ds = await loadData(opts.data);
-    checkData(model, ds.x, ds.y, `--data ${opts.data}`);
+    const labels = checkData(model, ds.x, ds.y, `--data ${opts.data}`);
+    const extra = async (spec: string | undefined, flag: string): Promise<{ spec: string; data: Dataset } | undefined> => {
+      if (spec === undefined) return undefined;
+      const d = await loadData(spec);
+      const y = checkData(model, d.x, d.y, `${flag} ${spec}`);
+      return { spec, data: { ...d, y } };
+    };
+    const trainData = await extra(opts.trainData, '--train-data');
+    const holdoutData = await extra(opts.holdoutData, '--holdout-data');
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
     const total = ds.x.shape[0]!;
     const valuesPerExample = ds.x.data.length / total;
     const eps = opts.eps ?? defaultEps(norm, ds.x.shape, model.bounds);
@@ -110,6 +185,17 @@ export async function runAssessment(opts: AssessmentOptions): Promise<Report> {
       settings: { budget, eps, norm, seed },
       gates,
       progress: opts.onProgress ?? (() => {}),
+      dataset: { x: ds.x, y: labels },
+      modelSha256: sha256,
+      shared: new Map(),
+      options: {
+        ...(selection ? { requested: selection.requested } : {}),
+        ...(opts.sigma === undefined ? {} : { sigma: opts.sigma }),
+        ...(trainData ? { trainData } : {}),
+        ...(holdoutData ? { holdoutData } : {}),
+        ...(opts.shadows === undefined ? {} : { shadows: opts.shadows }),
+        ...(opts.threads === undefined ? {} : { threads: opts.threads }),
+      },
     };
     const sections: ReportSection[] = [];
     for (const p of providers) sections.push(await p.run(ctx));
@@ -123,7 +209,7 @@ export async function runAssessment(opts: AssessmentOptions): Promise<Report> {
       createdAt: new Date().toISOString(),
       subject: {
         model: opts.model,
-        sha256: createHash('sha256').update(bytes).digest('hex'),
+        sha256,
         bytes: bytes.length,
         inputShape: model.inputShape,
         numClasses: model.numClasses,
@@ -157,9 +243,9 @@ function gatesSection(results: ReturnType<typeof evaluateGates>): ReportSection 
     blocks: [{
       kind: 'table',
       id: 'gate-results',
-      caption: 'Gates (--fail-under metric=value: the metric must be at least the value)',
-      columns: [{ key: 'metric', label: 'metric', format: 'text' }, { key: 'value', label: 'at least', format: 'number' }, { key: 'actual', label: 'actual', format: 'number' }, { key: 'result', label: 'result', format: 'text' }],
-      rows: results.map((g) => ({ metric: g.metric, value: g.value, actual: g.actual, result: g.passed ? 'passed' : 'failed' })),
+      caption: 'Gates (--fail-under metric=value: the metric must be at least the value; --fail-over: at most)',
+      columns: [{ key: 'metric', label: 'metric', format: 'text' }, { key: 'op', label: 'gate', format: 'text' }, { key: 'value', label: 'value', format: 'number' }, { key: 'actual', label: 'actual', format: 'number' }, { key: 'result', label: 'result', format: 'text' }],
+      rows: results.map((g) => ({ metric: g.metric, op: g.op === 'fail-over' ? 'at most' : 'at least', value: g.value, actual: g.actual, result: g.passed ? 'passed' : 'failed' })),
     }],
     details: { gates: results },
     seconds: 0,

@@ -4,6 +4,7 @@
  * value in a data- attribute (`data-value` on table cells and metrics, `data-x`/`data-y` on chart points), so a
  * test or a scraper can read the numbers the page shows and compare them with report.json.
  */
+import { metricFormat } from './gates.js';
 import { ATLAS_TECHNIQUES, DOMAINS, OWASP_ML_TOP10, atlasUrl, findingRule, owaspUrl } from './taxonomy.js';
 import { SEVERITY_ORDER, type Block, type ChartSeries, type Finding, type GateResult, type Report, type ReportSection, type ValueFormat } from './types.js';
 
@@ -79,7 +80,7 @@ export function renderHtml(r: Report): string {
   if (!r.summary.reliable) parts.push('<p><b>Gradient masking suspected:</b> the robustness figures may be overstated; see the evasion section.</p>');
   parts.push('</div>');
   if (r.gates.length > 0) parts.push(gatesTable(r.gates));
-  parts.push(renderBlock({ kind: 'metrics', id: 'headline', items: r.sections.flatMap((s) => Object.entries(s.metrics).map(([k, v]) => ({ label: k, value: v, format: k.includes('accuracy') ? 'percent' as const : 'count' as const, metric: k }))) }));
+  parts.push(renderBlock({ kind: 'metrics', id: 'headline', items: r.sections.flatMap((s) => Object.entries(s.metrics).map(([k, v]) => ({ label: k, value: v, format: metricFormat(k), metric: k }))) }));
   parts.push('<h2>Findings</h2>');
   parts.push(findingsTable(r.findings, 'all-findings'));
   for (const s of r.sections) parts.push(renderSection(s));
@@ -93,7 +94,7 @@ export function renderHtml(r: Report): string {
 }
 
 function gatesTable(gates: GateResult[]): string {
-  const rows = gates.map((g) => `<tr data-gate="${e(g.metric)}" data-passed="${g.passed}"><td>--fail-under ${e(g.metric)}=${g.value}</td><td class="num" data-value="${rawValue(g.actual)}">${formatValue(g.actual, g.metric.includes('accuracy') ? 'percent' : 'number')}</td><td><span class="badge st-${g.passed ? 'pass' : 'fail'}">${g.passed ? 'passed' : 'failed'}</span></td><td>${e(g.message)}</td></tr>`);
+  const rows = gates.map((g) => `<tr data-gate="${e(g.metric)}" data-passed="${g.passed}"><td>--${e(g.op)} ${e(g.metric)}=${g.value}</td><td class="num" data-value="${rawValue(g.actual)}">${formatValue(g.actual, metricFormat(g.metric))}</td><td><span class="badge st-${g.passed ? 'pass' : 'fail'}">${g.passed ? 'passed' : 'failed'}</span></td><td>${e(g.message)}</td></tr>`);
   return `<table data-block="gates"><caption>CI gates</caption><thead><tr><th>gate</th><th>value</th><th>result</th><th></th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
 }
 

@@ -96,10 +96,10 @@ export interface ReportSection {
   error?: { code: string; message: string };
 }
 
-/** A CI gate: the metric must be at least `value`. */
+/** A CI gate: the metric must be at least `value` (fail-under) or at most `value` (fail-over). */
 export interface Gate {
   metric: string;
-  op: 'fail-under';
+  op: 'fail-under' | 'fail-over';
   value: number;
 }
 

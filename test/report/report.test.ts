@@ -75,6 +75,14 @@ test('gates: metric=value or a percentage; malformed, unknown or out-of-range ga
   const missing = evaluateGates(parseGates(['robust-accuracy=0.1'], known), []);
   assert.equal(missing[0]!.passed, false);
   assert.equal(missing[0]!.actual, null);
+  // --fail-over: the metric must be at most the value (equal passes); fractions stay in [0, 1], others >= 0
+  const over = parseGates(['mia-tpr-at-1fpr=5%', 'dp-epsilon=8'], ['mia-tpr-at-1fpr', 'dp-epsilon'], 'fail-over');
+  assert.deepEqual(over, [{ metric: 'mia-tpr-at-1fpr', op: 'fail-over', value: 0.05 }, { metric: 'dp-epsilon', op: 'fail-over', value: 8 }]);
+  const overRes = evaluateGates(over, [{ metrics: { 'mia-tpr-at-1fpr': 0.05, 'dp-epsilon': 8.5 } }] as unknown as ReportSection[]);
+  assert.deepEqual(overRes.map((r) => r.passed), [true, false]);
+  assert.equal(gateFindings(overRes)[0]!.id, 'gate-fail-over');
+  assert.equal(evaluateGates(over, [])[1]!.passed, false, 'no DP record: the dp-epsilon gate fails');
+  for (const bad of ['mia-tpr-at-1fpr=1.5', 'dp-epsilon=-1']) assert.throws(() => parseGates([bad], ['mia-tpr-at-1fpr', 'dp-epsilon'], 'fail-over'), (e: unknown) => e instanceof BulwarkError && e.code === 'BULWARK_E_GATE' && /--fail-over/.test(e.message), bad);
   const f = gateFindings(res);
   assert.equal(f.length, 1);
   assert.equal(f[0]!.id, 'gate-fail-under');

@@ -60,7 +60,15 @@ test('scan writes report.html, report.json and report.sarif; a failing gate exit
 
 test('report.json: sections, typed and mapped findings, curve, per-example worst case', () => {
   assert.equal(report.format, 'bulwark.report/1');
-  assert.deepEqual(report.sections.map((s) => s.id), ['supply-chain', 'evasion', 'gates']);
+  assert.deepEqual(report.sections.map((s) => s.id), ['supply-chain', 'evasion', 'hardening', 'privacy', 'gates']);
+  // the default hardening and privacy parts need no extra input: the record, the detector, preprocessing, DP
+  const hard = report.sections.find((s) => s.id === 'hardening')!;
+  assert.deepEqual(Object.keys(hard.metrics).sort(), ['detector-adaptive-evasion', 'detector-auc', 'detector-tpr', 'preprocessing-adaptive-accuracy']);
+  assert.equal((hard.details['detector'] as { source: string }).source, 'evasion', 'the detector is scored on the ensemble\'s examples');
+  assert.equal((hard.details['smoothing'] as { ran: boolean }).ran, false, 'the reference model is not noise-trained');
+  const priv = report.sections.find((s) => s.id === 'privacy')!;
+  assert.deepEqual(priv.findings.map((f) => [f.id, f.severity]), [['privacy-no-dp', 'info']]);
+  assert.deepEqual(priv.details['parts'], ['dp', 'membership'], 'quick: extraction and inversion only when asked');
   assert.equal(report.data.n, 24);
   assert.equal(report.settings.eps, 0.3);
   const ev = report.sections.find((s) => s.id === 'evasion')!;
@@ -150,6 +158,10 @@ test('report.html opens in headless Chromium without errors or requests; its fig
     // headline figures and images
     const headline = await page.$$eval('[data-block="headline"] [data-metric]', (ds) => ds.map((d) => [d.getAttribute('data-metric'), Number(d.getAttribute('data-value'))]));
     assert.deepEqual(Object.fromEntries(headline), Object.fromEntries(report.sections.flatMap((s) => Object.entries(s.metrics))));
+    // the hardening section's detector ROC, point by point
+    const det = (report.sections.find((s) => s.id === 'hardening')!.details['detector'] as { roc: { x: number; y: number }[] }).roc;
+    const roc = await page.$$eval('[data-block="detector-roc"] g[data-series="ROC"] circle', (cs) => cs.map((c) => ({ x: Number((c as SVGElement).dataset['x']), y: Number((c as SVGElement).dataset['y']) })));
+    assert.deepEqual(roc, [...det].sort((a, b) => a.x - b.x));
     const images = await page.$$eval('[data-block="adversarial-examples"] img', (imgs) => imgs.map((i) => (i as HTMLImageElement).naturalWidth));
     assert.ok(images.length >= 3 && images.every((w) => w === 28), `images decoded: ${images.join(',')}`);
   } finally {

@@ -3,6 +3,7 @@
  * {@link SectionProvider} and adding it to SECTION_PROVIDERS in assess.ts.
  */
 import type { Float32Tensor } from '../../core/tensor.js';
+import type { Dataset } from '../../data/index.js';
 import type { Budget } from '../../evasion/evaluate/index.js';
 import type { OnnxModel } from '../../runtime/model.js';
 import { SEVERITY_ORDER, type Finding, type Gate, type ReportSection, type SectionStatus, type Severity } from '../types.js';
@@ -30,6 +31,45 @@ export interface AssessmentContext {
   settings: { budget: Budget; eps: number; norm: 'inf' | 2; seed: number };
   gates: Gate[];
   progress: (p: SectionProgress) => void;
+  /** The whole labelled data set the sample was drawn from (detector fitting, extraction pools). */
+  dataset?: { x: Float32Tensor; y: Int32Array };
+  /** SHA-256 of the model file (hex). */
+  modelSha256?: string;
+  /** Results earlier sections leave for later ones: the evasion section stores its evaluation under `evasion`. */
+  shared?: Map<string, unknown>;
+  /** Options of the hardening and privacy sections (from --sections, --sigma, --train-data, --shadows). */
+  options?: SectionOptions;
+}
+
+/** Options of the sections beyond evasion. */
+export interface SectionOptions {
+  /**
+   * Parts asked for explicitly, per section id: `null` means the whole section was named (`--sections privacy`:
+   * every part runs, whatever the budget), a set names single parts (`--sections privacy.inversion`). A section
+   * without an entry runs its default parts.
+   */
+  requested?: Map<string, Set<string> | null>;
+  /** Noise level for randomized-smoothing certification (--sigma), overriding the training record's. */
+  sigma?: number;
+  /** Members for membership inference (--train-data), already loaded and checked against the model. */
+  trainData?: { spec: string; data: Dataset };
+  /** Non-members (default: the scan's --data). */
+  holdoutData?: { spec: string; data: Dataset };
+  /** LiRA shadow models (--shadows K, even). */
+  shadows?: number;
+  /** onnxruntime threads for training clones and shadows. */
+  threads?: number;
+}
+
+/**
+ * Which parts of a section run: the requested ones when the section was narrowed to parts, every part when it was
+ * named whole, else the defaults.
+ */
+export function sectionParts(ctx: AssessmentContext, section: string, all: readonly string[], defaults: readonly string[]): { parts: Set<string>; explicit: boolean } {
+  const r = ctx.options?.requested?.get(section);
+  if (r === undefined) return { parts: new Set(defaults), explicit: false };
+  if (r === null) return { parts: new Set(all), explicit: true };
+  return { parts: new Set(all.filter((p) => r.has(p))), explicit: true };
 }
 
 /** A domain's contribution to the assessment. */

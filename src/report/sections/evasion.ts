@@ -235,6 +235,8 @@ export const evasionProvider: SectionProvider = {
     const t0 = performance.now();
     const onProgress = (p: EvalProgress) => ctx.progress({ section: 'evasion', stage: p.stage, done: p.done, total: p.total, status: [p.member, p.eps === undefined ? undefined : `eps ${p.eps}`].filter(Boolean).join(' @ ') });
     const ev = await evaluateRobustness(ctx.model as Model, ctx.x, ctx.y, { eps: ctx.settings.eps, norm: ctx.settings.norm, suite: ctx.settings.budget, seed: ctx.settings.seed, onProgress });
+    // later sections (hardening: the detector, preprocessing defenses, the record's claim) reuse the evaluation
+    ctx.shared?.set('evasion', ev);
     const gate = ctx.gates.find((g) => g.metric === 'robust-accuracy')?.value;
     return evasionSection(ev, { x: ctx.x, bounds: ctx.model.bounds, indices: ctx.indices, dataSpec: ctx.dataSpec, ...(gate === undefined ? {} : { gateValue: gate }), seconds: (performance.now() - t0) / 1000 });
   },

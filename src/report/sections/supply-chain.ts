@@ -10,7 +10,7 @@ export const supplyChainProvider: SectionProvider = {
   id: 'supply-chain',
   title: 'Supply chain: model file scan',
   domain: 'supply-chain',
-  metrics: [],
+  metrics: ['supply-chain-findings'],
   async run(ctx: AssessmentContext): Promise<ReportSection> {
     const t0 = performance.now();
     ctx.progress({ section: 'supply-chain', stage: 'scan-file', done: 0, total: 1 });

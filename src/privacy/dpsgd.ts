@@ -50,7 +50,7 @@ export interface DpSgdOptions {
   seed?: number;
   /** Per-example gradient engine; default auto (ghost for Dense-only networks, else graph, else reference). */
   perExample?: 'auto' | PerExampleKind;
-  /** Examples per engine call; default 256. */
+  /** Examples per engine call; default max(512, 2 × batchSize), so a Poisson batch is rarely split (engines bound their own memory). */
   microBatch?: number;
   validation?: Dataset;
   threads?: number;
@@ -67,6 +67,8 @@ export interface DpEpochRecord extends EpochRecord {
   meanBatchSize: number;
   /** Fraction of examples whose gradient was clipped. */
   clippedFraction: number;
+  /** Seconds of the epoch's training steps alone (`seconds` also counts validation). */
+  trainSeconds: number;
 }
 
 /** The privacy record of a DP-SGD run. */
@@ -178,7 +180,7 @@ export async function trainDpSgd(net: Network, data: Dataset, opts: DpSgdOptions
   const optimizerName = opts.optimizer ?? 'sgd';
   if (!(OPTIMIZERS as readonly string[]).includes(optimizerName)) throw new BulwarkError('BULWARK_E_ARG', `unknown optimizer ${JSON.stringify(optimizerName)}; use one of ${OPTIMIZERS.join(', ')}`);
   const schedule = opts.schedule ?? { kind: 'constant' };
-  const microBatch = opts.microBatch ?? 256;
+  const microBatch = opts.microBatch ?? Math.max(512, 2 * plan.batchSize);
   if (!Number.isSafeInteger(microBatch) || microBatch < 1) throw new BulwarkError('BULWARK_E_ARG', `microBatch must be an integer >= 1, got ${microBatch}`);
   const noise: NoiseSource = noiseFromOption(opts.noise ?? 'secure');
   const threads = opts.threads === undefined ? {} : { threads: opts.threads };
@@ -227,6 +229,7 @@ export async function trainDpSgd(net: Network, data: Dataset, opts: DpSgdOptions
         bar.update(s + 1, `loss ${(lossSum / Math.max(1, seen)).toFixed(4)}`);
       }
       bar.end();
+      const trainSeconds = (performance.now() - t0) / 1000;
       const eps = computeEpsilon({ sampleRate: plan.sampleRate, noiseMultiplier: plan.noiseMultiplier, steps: step, delta: plan.delta }, { accountant: plan.accountant }).epsilon;
       const record: DpEpochRecord = {
         epoch,
@@ -237,6 +240,7 @@ export async function trainDpSgd(net: Network, data: Dataset, opts: DpSgdOptions
         epsilon: eps,
         meanBatchSize: seen / plan.stepsPerEpoch,
         clippedFraction: seen ? clipped / seen : 0,
+        trainSeconds,
       };
       if (evalSession && opts.validation && valY) {
         const sc = scoreLogits(await evalSession.logits(opts.validation.x), valY, k);

@@ -8,9 +8,10 @@
  *    norm is Σ_layers ‖δᵢ‖²(‖aᵢ‖² + 1) without materializing anything (the "ghost norm" of Goodfellow 2015 and
  *    Li et al. 2021). The clipped sum Σ cᵢ gᵢ is the gradient of Σ cᵢ·lossᵢ, taken by a second run of the same graph
  *    with per-example loss weights.
- *  - `graph`: the autodiff pass's per-example mode (`TrainingSession.create(net, { perExample: true })`), which
- *    keeps the batch axis on Gemm and Conv parameter gradients: one batched run gives [N, ...paramShape] gradients
- *    for convolutional networks too; they are materialized, so clipping runs over bounded sub-batches.
+ *  - `graph`: the autodiff pass's per-example mode (`buildTrainingGraph(net, { perExample: true })`), which
+ *    keeps the batch axis on Gemm and Conv parameter gradients, extended in fused.ts with the per-example norms,
+ *    clip factors and the clipped sum, so one batched run returns Σ cᵢgᵢ for convolutional networks too; the
+ *    per-example gradients stay inside onnxruntime (bounded sub-batches bound their memory).
  */
 import type * as ort from 'onnxruntime-node';
 import { BulwarkError } from '../core/errors.js';
@@ -26,6 +27,7 @@ import { GraphBuilder } from '../onnx/builder.js';
 import { ELEM, attrNum } from '../onnx/ir.js';
 import { probeShapes } from '../runtime/probe.js';
 import { createSession, runSession, toOrt } from '../runtime/session.js';
+import { ClippingSession } from './fused.js';
 
 /** Per-example losses, logits and gradients of a batch of N examples. */
 export interface PerExampleResult {
@@ -253,52 +255,45 @@ export async function ghostPerExample(net: Network, opts: { threads?: number } =
 }
 
 /**
- * The graph engine: per-example gradients from the autodiff pass's per-example mode, one batched run per sub-batch.
+ * The graph engine: per-example gradients from the autodiff pass's per-example mode, with norms, clip factors and the
+ * clipped sum computed inside the same onnxruntime run ({@link ClippingSession}, src/privacy/fused.ts), so the
+ * [N, ...paramShape] gradients are never copied out for clipping. Sub-batches bound N × parameters.
  * @param net the network
  * @param opts onnxruntime threads; `maxFloats` bounds N × parameters materialized at once (default 2^23)
  * @throws BulwarkError BULWARK_E_UNSUPPORTED_OP when a parameter feeds an op without a per-example rule
  */
 export async function graphPerExample(net: Network, opts: { threads?: number; maxFloats?: number } = {}): Promise<PerExampleGradients> {
-  const session = await TrainingSession.create(net, { perExample: true, ...(opts.threads === undefined ? {} : { threads: opts.threads }) });
+  const session = await ClippingSession.create(net, opts.threads === undefined ? {} : { threads: opts.threads });
   const params = net.params();
   const size = params.reduce((a, p) => a + p.data.length, 0);
   const chunk = Math.max(1, Math.floor((opts.maxFloats ?? 1 << 23) / size));
   const k = net.numClasses;
+  const sub = (x: Float32Tensor, y: ArrayLike<number>, s: number, e: number) => {
+    const row = sizeOf(x.shape.slice(1));
+    return { x: { data: x.data.subarray(s * row, e * row), shape: [e - s, ...x.shape.slice(1)], dtype: 'float32' } as Float32Tensor, y: Array.from({ length: e - s }, (_, i) => y[s + i]!) };
+  };
   return {
     kind: 'graph',
     async perExampleGrads(x, y, rng) {
-      const r = await session.step(x, y, rng);
-      return { loss: r.loss, logits: r.logits, grads: r.grads };
+      return session.perExampleGrads(x, y, rng);
     },
     async clippedSum(x, y, rng, maxNorm) {
       const n = x.shape[0]!;
+      if (n <= chunk) return session.clippedSum(x, y, rng, maxNorm);
       const sum = params.map((p) => new Float32Array(p.data.length));
       const norms = new Float32Array(n);
       const loss = new Float32Array(n);
       const logits = new Float32Array(n * k);
-      const row = sizeOf(x.shape.slice(1));
       for (let s = 0; s < n; s += chunk) {
         const e = Math.min(n, s + chunk);
-        const r = await session.step({ data: x.data.subarray(s * row, e * row), shape: [e - s, ...x.shape.slice(1)], dtype: 'float32' }, Array.from({ length: e - s }, (_, i) => y[s + i]!), rng);
+        const part = sub(x, y, s, e);
+        const r = await session.clippedSum(part.x, part.y, rng, maxNorm);
         loss.set(r.loss, s);
         logits.set(r.logits, s * k);
-        const sq = new Float64Array(e - s);
-        r.grads.forEach((g, p) => {
-          const len = params[p]!.data.length;
-          for (let i = 0; i < e - s; i++) {
-            let acc = 0;
-            for (let j = i * len; j < (i + 1) * len; j++) acc += g[j]! * g[j]!;
-            sq[i]! += acc;
-          }
-        });
-        for (let i = 0; i < e - s; i++) norms[s + i] = Math.sqrt(sq[i]!);
-        r.grads.forEach((g, p) => {
-          const len = params[p]!.data.length;
+        norms.set(r.norms, s);
+        r.sum.forEach((g, p) => {
           const out = sum[p]!;
-          for (let i = 0; i < e - s; i++) {
-            const c = clipFactor(norms[s + i]!, maxNorm);
-            for (let j = 0; j < len; j++) out[j]! += c * g[i * len + j]!;
-          }
+          for (let j = 0; j < g.length; j++) out[j]! += g[j]!;
         });
       }
       return { sum, norms, loss, logits };

@@ -1,4 +1,5 @@
 import { BulwarkError } from '../core/errors.js';
+import { argmaxRows } from '../core/tensor.js';
 import { loadData, parseDataSpec } from '../data/index.js';
 import { loadModel } from '../runtime/model.js';
 import { certifiedAccuracy, samplingWarnings, smoothCertify, ABSTAIN } from '../evasion/defense/smoothing.js';
@@ -16,8 +17,9 @@ certified radius sigma * PhiInv(pA), or an abstention when pA <= 1/2. Prints cer
 Train the base model with Gaussian noise of the same sigma (bulwark train --noise-sigma S).
 
 With --method ibp: sound L-inf verification by interval bound propagation (Gowal et al. 2019): an example is
-verified when no input within eps (clipped to [0, 1]) can change its class. Prints the verified fraction and the
-clean accuracy; --json prints {method, eps, n, cleanAccuracy, verifiedAccuracy, verified: [indices], seconds}.
+verified when no input within eps (clipped to the input bounds [0, 1]) can change its class. Prints the verified
+fraction and the clean accuracy; --json prints {method, model, data, eps, n, cleanAccuracy, verifiedAccuracy,
+elided, verified: [indices], seconds}.
 ReLU networks of Gemm/MatMul, Conv, pooling, Flatten/Reshape, BatchNormalization and constant Add/Sub/Mul only;
 another op fails with BULWARK_E_UNSUPPORTED_OP naming it. Train for it with bulwark train --adv ibp.
 
@@ -135,15 +137,10 @@ async function runIbp(v: Record<string, unknown>): Promise<number> {
     // Bound the logits: a trailing Softmax (monotone per class ranking) is left out of the propagation.
     const graph = model.logitsName === model.outputName ? model.graph : { ...model.graph, outputs: [{ ...model.graph.outputs[0]!, name: model.logitsName }] };
     const res = ibpVerify(graph, data.x, data.y, eps, model.bounds);
-    const z = (await model.predict(data.x)).data;
+    const pred = argmaxRows(await model.predict(data.x));
     const n = data.y.length;
-    const k = z.length / n;
     let correct = 0;
-    for (let i = 0; i < n; i++) {
-      let best = 0;
-      for (let j = 1; j < k; j++) if (z[i * k + j]! > z[i * k + best]!) best = j;
-      if (best === data.y[i]) correct++;
-    }
+    for (let i = 0; i < n; i++) if (pred[i] === data.y[i]) correct++;
     const verified: number[] = [];
     res.verified.forEach((f, i) => f && verified.push(i));
     const out = { method: 'ibp', model: modelPath, data: spec, eps, n, cleanAccuracy: n ? correct / n : 0, verifiedAccuracy: res.verifiedAccuracy, elided: res.elided, verified, seconds: (performance.now() - t0) / 1000 };

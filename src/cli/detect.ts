@@ -6,9 +6,9 @@
 import { createHash } from 'node:crypto';
 import { BulwarkError } from '../core/errors.js';
 import { readFileChecked, writeFileAtomic } from '../core/fsio.js';
-import type { Float32Tensor } from '../core/tensor.js';
+import { sliceRows } from '../core/tensor.js';
 import { loadData, parseDataSpec } from '../data/index.js';
-import { writeNpy } from '../data/npy.js';
+import { encodeNpy } from '../data/npy.js';
 import { DEFAULT_SQUEEZERS, featureSqueezing, formatSqueezer, parseSqueezers, type FeatureSqueezingDetector, type SqueezerSpec } from '../evasion/defense/squeeze.js';
 import type { OnnxModel } from '../runtime/model.js';
 import { numberFlag, parseSubcommand, printJson, required, withShared } from './args.js';
@@ -41,7 +41,7 @@ Options:
       --out FILE            fit: the detector file; score: the scores (.npy)
       --eps E               evaluate: L-inf radius of PGD and of the adaptive attack
       --l2-eps B            evaluate: L2 budget of the adaptive L2 attack (default: median C&W L2)
-      --fit N               evaluate: examples used to fit (default half of --data)
+      --fit N               evaluate: examples used to fit (default half of --data, at least 20)
       --steps N             evaluate: PGD steps (default 40) and adaptive steps per lambda round (default 100)
       --lambda-steps N      evaluate: rounds of the adaptive attack's lambda search (default 3)
       --cw-steps N          evaluate: C&W Adam steps per binary-search step (default 100; 5 search steps)
@@ -186,7 +186,7 @@ async function fit(v: Record<string, unknown>, modelPath: string, json: boolean)
       model: { path: modelPath, sha256 },
       createdAt: new Date().toISOString(),
     };
-    writeFileAtomic(out, JSON.stringify(file, null, 2) + '\n');
+    writeFileAtomic(out, JSON.stringify(file, null, 2) + '\n', '--out');
     if (json) printJson({ detector: out, ...file });
     else process.stdout.write(`feature squeezing (${file.squeezers.join(', ')}) fitted on ${file.fitExamples} examples of ${spec}: threshold ${r.threshold.toPrecision(6)} (${pct(r.fpr)} of them above it) -> ${out}\n`);
   } finally {
@@ -209,7 +209,7 @@ async function score(v: Record<string, unknown>, modelPath: string, json: boolea
     const scores = await det.score(x);
     const decisions = Uint8Array.from(scores, (s) => (s > file.threshold ? 1 : 0));
     const out = v['out'] as string | undefined;
-    if (out) writeNpy(out, { data: scores, shape: [scores.length], dtype: 'float64' });
+    if (out) writeFileAtomic(out, encodeNpy({ data: scores, shape: [scores.length], dtype: 'float64' }), '--out');
     const r = rate(decisions);
     if (json) printJson({ detector: detPath, source, threshold: file.threshold, squeezers: file.squeezers, n: r.n, flagged: r.flagged, flaggedRate: r.rate, scores: Array.from(scores), decisions: Array.from(decisions), ...(out ? { out } : {}) });
     else process.stdout.write(`${r.flagged} of ${r.n} inputs flagged (${pct(r.rate)}) at threshold ${file.threshold.toPrecision(6)}${out ? `; scores -> ${out}` : ''}\n`);
@@ -217,11 +217,6 @@ async function score(v: Record<string, unknown>, modelPath: string, json: boolea
     await model.dispose();
   }
   return 0;
-}
-
-function rows(t: Float32Tensor, a: number, e: number): Float32Tensor {
-  const d = t.data.length / t.shape[0]!;
-  return { data: t.data.slice(a * d, e * d), shape: [e - a, ...t.shape.slice(1)], dtype: 'float32' };
 }
 
 async function evaluate(v: Record<string, unknown>, modelPath: string, json: boolean): Promise<number> {
@@ -243,9 +238,11 @@ async function evaluate(v: Record<string, unknown>, modelPath: string, json: boo
     const data = await loadData(spec);
     if (!data.y) throw new BulwarkError('BULWARK_E_LABELS', `--data ${spec} has no labels; evaluate needs them`);
     const n = data.x.shape[0]!;
-    const nFit = numberFlag(v, 'fit', Math.floor(n / 2), 20, n - 1, true);
-    const fitX = rows(data.x, 0, nFit);
-    const evX = rows(data.x, nFit, n);
+    // the detector needs 20 clean examples to fit, and the evaluation at least one more
+    if (n < 21) throw new BulwarkError('BULWARK_E_ARG', `--data ${spec} has ${n} examples; evaluate needs at least 21 (20 to fit the detector, the rest to evaluate it)`, { hint: 'Pass more data, e.g. --data mnist:test[0:300] (default --fit: half of it, at least 20).' });
+    const nFit = numberFlag(v, 'fit', Math.min(n - 1, Math.max(20, Math.floor(n / 2))), 20, n - 1, true);
+    const fitX = sliceRows(data.x, 0, nFit);
+    const evX = sliceRows(data.x, nFit, n);
     const evY = data.y.slice(nFit);
     const det: FeatureSqueezingDetector = featureSqueezing(model, specs);
     const fitted = await det.fit(fitX, fpr);

@@ -30,10 +30,22 @@ export function readFileChecked(file: string, what: string, maxBytes = 8 * 1024 
 /**
  * Writes a file atomically: the bytes go to a temporary file in the same folder, are fsynced, and the temporary
  * file is renamed over the target, so a reader sees the old file or the new one, never a half-written one.
+ * @param what what the file is, for messages (e.g. "--out")
+ * @throws BulwarkError BULWARK_E_FILE_WRITE when the target is a folder or the folder cannot be created or written
  */
-export function writeFileAtomic(file: string, data: Uint8Array | string): void {
+export function writeFileAtomic(file: string, data: Uint8Array | string, what = 'output file'): void {
+  try {
+    writeAtomic(file, data);
+  } catch (e) {
+    if (e instanceof BulwarkError) throw e;
+    throw new BulwarkError('BULWARK_E_FILE_WRITE', `${what}: cannot write ${file}: ${(e as Error).message}`);
+  }
+}
+
+function writeAtomic(file: string, data: Uint8Array | string): void {
   const dir = path.dirname(path.resolve(file));
   fs.mkdirSync(dir, { recursive: true });
+  if (fs.existsSync(file) && fs.statSync(file).isDirectory()) throw new Error('it is a folder');
   const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
   const fd = fs.openSync(tmp, 'wx', 0o644);
   try {

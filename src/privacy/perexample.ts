@@ -16,7 +16,7 @@
 import type * as ort from 'onnxruntime-node';
 import { BulwarkError } from '../core/errors.js';
 import type { Rng } from '../core/rng.js';
-import { sizeOf, type Float32Tensor } from '../core/tensor.js';
+import { sizeOf, sliceRows, type Float32Tensor } from '../core/tensor.js';
 import { appendHead } from '../autodiff/heads.js';
 import { normalizeOpset, simplifyForGradient } from '../autodiff/normalize.js';
 import { buildGradient } from '../autodiff/walker.js';
@@ -268,10 +268,6 @@ export async function graphPerExample(net: Network, opts: { threads?: number; ma
   const size = params.reduce((a, p) => a + p.data.length, 0);
   const chunk = Math.max(1, Math.floor((opts.maxFloats ?? 1 << 23) / size));
   const k = net.numClasses;
-  const sub = (x: Float32Tensor, y: ArrayLike<number>, s: number, e: number) => {
-    const row = sizeOf(x.shape.slice(1));
-    return { x: { data: x.data.subarray(s * row, e * row), shape: [e - s, ...x.shape.slice(1)], dtype: 'float32' } as Float32Tensor, y: Array.from({ length: e - s }, (_, i) => y[s + i]!) };
-  };
   return {
     kind: 'graph',
     async perExampleGrads(x, y, rng) {
@@ -286,8 +282,7 @@ export async function graphPerExample(net: Network, opts: { threads?: number; ma
       const logits = new Float32Array(n * k);
       for (let s = 0; s < n; s += chunk) {
         const e = Math.min(n, s + chunk);
-        const part = sub(x, y, s, e);
-        const r = await session.clippedSum(part.x, part.y, rng, maxNorm);
+        const r = await session.clippedSum(sliceRows(x, s, e), Array.from({ length: e - s }, (_, i) => y[s + i]!), rng, maxNorm);
         loss.set(r.loss, s);
         logits.set(r.logits, s * k);
         norms.set(r.norms, s);

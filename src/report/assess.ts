@@ -160,7 +160,14 @@ export async function runAssessment(opts: AssessmentOptions): Promise<Report> {
     const labels = checkData(model, ds.x, ds.y, `--data ${opts.data}`);
     const extra = async (spec: string | undefined, flag: string): Promise<{ spec: string; data: Dataset } | undefined> => {
       if (spec === undefined) return undefined;
-      const d = await loadData(spec);
+      let d: Dataset;
+      try {
+        d = await loadData(spec);
+      } catch (e) {
+        // name the flag: a missing file under --train-data reads "npz file: no such file" otherwise
+        if (e instanceof BulwarkError) throw new BulwarkError(e.code, `${flag}: ${e.message}`, { hint: e.hint, ...(e.details ? { details: e.details } : {}), cause: e });
+        throw e;
+      }
       const y = checkData(model, d.x, d.y, `${flag} ${spec}`);
       return { spec, data: { ...d, y } };
     };

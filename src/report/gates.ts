@@ -31,17 +31,18 @@ export function metricFormat(metric: string): 'percent' | 'number' | 'count' {
 export function parseGates(specs: string[], known: readonly string[], op: 'fail-under' | 'fail-over' = 'fail-under'): Gate[] {
   const flag = `--${op}`;
   const example = op === 'fail-under' ? 'robust-accuracy=0.5' : 'mia-tpr-at-1fpr=0.05';
+  const hint = `Write ${flag} ${example} or ${flag} ${op === 'fail-under' ? 'clean-accuracy=90%' : 'dp-epsilon=8'} (rates and accuracies as a fraction or a percentage); \`bulwark scan --help\` lists the metrics.`;
   return specs.map((spec) => {
     const m = /^\s*([a-z][a-z0-9-]*)\s*=\s*(\S+)\s*$/.exec(spec);
-    if (!m) throw new BulwarkError('BULWARK_E_GATE', `${flag} ${JSON.stringify(spec)} must read metric=value, e.g. ${example}`);
+    if (!m) throw new BulwarkError('BULWARK_E_GATE', `${flag} ${JSON.stringify(spec)} must read metric=value, e.g. ${example}`, { hint });
     const metric = m[1]!;
-    if (!known.includes(metric)) throw new BulwarkError('BULWARK_E_GATE', `${flag}: unknown metric ${JSON.stringify(metric)}; the assessment reports ${known.join(', ')}`);
+    if (!known.includes(metric)) throw new BulwarkError('BULWARK_E_GATE', `${flag}: unknown metric ${JSON.stringify(metric)}; the assessment reports ${known.join(', ')}`, { hint });
     const text = m[2]!;
     const pct = text.endsWith('%');
     const value = Number(pct ? text.slice(0, -1) : text) / (pct ? 100 : 1);
-    if (!Number.isFinite(value)) throw new BulwarkError('BULWARK_E_GATE', `${flag} ${metric}: ${JSON.stringify(text)} is not a number`);
-    if (FRACTIONS.has(metric) && (value < 0 || value > 1)) throw new BulwarkError('BULWARK_E_GATE', `${flag} ${metric}=${text}: ${metric} is a fraction, so its gate is a value in [0, 1] (or a percentage like 90%)`);
-    if (!FRACTIONS.has(metric) && value < 0) throw new BulwarkError('BULWARK_E_GATE', `${flag} ${metric}=${text}: the value must be >= 0`);
+    if (!Number.isFinite(value)) throw new BulwarkError('BULWARK_E_GATE', `${flag} ${metric}: ${JSON.stringify(text)} is not a number`, { hint });
+    if (FRACTIONS.has(metric) && (value < 0 || value > 1)) throw new BulwarkError('BULWARK_E_GATE', `${flag} ${metric}=${text}: ${metric} is a fraction, so its gate is a value in [0, 1] (or a percentage like 90%)`, { hint });
+    if (!FRACTIONS.has(metric) && value < 0) throw new BulwarkError('BULWARK_E_GATE', `${flag} ${metric}=${text}: the value must be >= 0`, { hint });
     return { metric, op, value };
   });
 }

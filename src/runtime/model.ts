@@ -314,7 +314,8 @@ export function keepPooledConvsNchw(g: Graph, input: string, floatType: number):
   const batch = b.node('Slice', [b.shape(input), b.int64([0]), b.int64([1])]);
   const one = b.cast(b.node('Greater', [batch, b.int64([0])]), floatType);
   for (const c of convs) {
-    const node = out.nodes.find((n) => n.name === c.name)!;
+    // by position (cloneGraph keeps the order): node names need not be unique
+    const node = out.nodes[g.nodes.indexOf(c)]!;
     node.inputs[1] = b.mul(node.inputs[1]!, b.reshape(one, b.int64([])));
   }
   out.nodes = topoSort(out);

@@ -6,6 +6,8 @@ import * as path from 'node:path';
 import { loadData, readNpy } from '../../src/data/index.js';
 import { loadModel } from '../../src/runtime/model.js';
 import { featureSqueezing } from '../../src/evasion/defense/squeeze.js';
+import { pgd } from '../../src/evasion/whitebox/pgd.js';
+import { sliceRows } from '../../src/core/tensor.js';
 import { assertUserError, lastJson, repoRoot, runCli } from '../helpers.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bulwark-detect-'));
@@ -64,6 +66,11 @@ test('a detector fitted for another model, a malformed detector file and bad fla
   }
   assertUserError(await runCli('detect', 'fit', '--model', modelPath, '--data', 'mnist:test[0:30]', '--squeezers', 'bit:1,blur:3', '--out', path.join(tmp, 'x.json')), 'BULWARK_E_SQUEEZER', /blur:3/);
   assertUserError(await runCli('detect', 'frobnicate', '--model', modelPath), 'BULWARK_E_USAGE');
+  // an output path that is a folder, and too little data to evaluate
+  assertUserError(await runCli('detect', 'fit', '--model', modelPath, '--data', 'mnist:test[0:30]', '--out', tmp), 'BULWARK_E_FILE_WRITE', /--out: cannot write/);
+  assertUserError(await runCli('detect', 'score', '--model', modelPath, '--detector', detPath, '--data', 'mnist:test[0:5]', '--out', tmp), 'BULWARK_E_FILE_WRITE', /--out/);
+  assertUserError(await runCli('detect', 'evaluate', '--model', modelPath, '--data', 'mnist:test[0:10]', '--eps', '0.1'), 'BULWARK_E_ARG', /--data mnist:test\[0:10\] has 10 examples/);
+  assertUserError(await runCli('detect', 'evaluate', '--model', modelPath, '--data', 'mnist:test[0:30]', '--eps', '0.1', '--fit', '5'), 'BULWARK_E_ARG', /--fit/);
   assert.equal(fs.existsSync(path.join(tmp, 'x.json')), false);
 });
 
@@ -74,7 +81,25 @@ test('detect evaluate reports FPR, detection of PGD and C&W, and the adaptive at
   assert.equal(o.fitExamples, 40);
   assert.equal(o.evalExamples, 20);
   for (const v of [o.heldOutFpr, o.pgd.detectionRate, o.cw.detectionRate, o.adaptive.evasionRate]) assert.ok(v >= 0 && v <= 1);
+  // the threshold is fitted on the first 40 rows, the FPR and PGD's detection measured on the other 20
+  const data = await loadData('mnist:test[0:60]');
+  const model = await loadModel(modelPath);
+  try {
+    const api = featureSqueezing(model, 'bit:1,median:2');
+    assert.equal(o.threshold, (await api.fit(sliceRows(data.x, 0, 40), 0.05)).threshold);
+    const evX = sliceRows(data.x, 40, 60);
+    const clean = await api.decide(evX);
+    assert.equal(o.heldOutFpr, clean.reduce((a, b) => a + b, 0) / 20);
+    const p = await pgd(model, evX, data.y!.slice(40), { eps: 0.3, norm: 'inf', steps: 5, seed: 1 });
+    const flags = await api.decide(p.adversarial);
+    const succ = Array.from(p.success).map((s, i) => (s ? i : -1)).filter((i) => i >= 0);
+    assert.equal(o.pgd.successful, succ.length);
+    assert.equal(o.pgd.detected, succ.filter((i) => flags[i]).length);
+  } finally {
+    await model.dispose();
+  }
   assert.ok(o.pgd.successful > 0);
+  assert.ok(o.adaptive.attacked > 0 && o.adaptive.attacked <= 20, `attacked ${o.adaptive.attacked}`);
   assert.equal(o.cw.l2Budget, 1.5);
   assert.equal(o.adaptiveL2.eps, 1.5);
   assert.ok(o.adaptiveL2.evasionRate >= 0 && o.adaptiveL2.evasionRate <= 1);

@@ -8,33 +8,15 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { BulwarkError } from '../../src/core/errors.js';
 import type { Float32Tensor } from '../../src/core/tensor.js';
-import { loadModel, type Model, type OnnxModel } from '../../src/runtime/model.js';
+import { loadModel, type OnnxModel } from '../../src/runtime/model.js';
 import { hopSkipJump, nes, pSchedule, pseudoGaussianPattern, queryStats, square, withEstimatedGradient } from '../../src/evasion/blackbox/index.js';
 import { headLoss } from '../../src/evasion/blackbox/losses.js';
 import { pgd } from '../../src/evasion/whitebox/pgd.js';
 import { Rng } from '../../src/core/rng.js';
 import { buildGradientMaskedModel } from '../helpers/masked-model.js';
-import { REFERENCE_MODEL, mnistTest, referenceModel } from './reference.js';
+import { REFERENCE_MODEL, mnistTest, referenceModel, counting } from './reference.js';
 
 const REF = REFERENCE_MODEL;
-
-/** A Model wrapper that counts queries independently of the wrapped model (to check the attacks' own counts). */
-function counting(inner: Model): Model & { seen: number } {
-  const m = {
-    inputShape: inner.inputShape,
-    numClasses: inner.numClasses,
-    bounds: inner.bounds,
-    outputKind: inner.outputKind,
-    queries: 0,
-    seen: 0,
-    async predict(x: Float32Tensor): Promise<Float32Tensor> {
-      m.seen += x.shape[0]!;
-      m.queries += x.shape[0]!;
-      return inner.predict(x);
-    },
-  };
-  return m;
-}
 
 function median(a: ArrayLike<number>): number {
   return queryStats(a).median;

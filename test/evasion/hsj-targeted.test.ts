@@ -8,28 +8,10 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import type { Float32Tensor } from '../../src/core/tensor.js';
-import type { Model, OnnxModel } from '../../src/runtime/model.js';
+import type { OnnxModel } from '../../src/runtime/model.js';
 import { hopSkipJump, queryStats } from '../../src/evasion/blackbox/index.js';
 import { lastJson, repoRoot } from '../helpers.js';
-import { REFERENCE_MODEL, mnistTest, referenceModel } from './reference.js';
-
-/** Counts the examples the attack forwards, independently of the model's own counter. */
-function counting(inner: Model): Model & { seen: number } {
-  const m = {
-    inputShape: inner.inputShape,
-    numClasses: inner.numClasses,
-    bounds: inner.bounds,
-    outputKind: inner.outputKind,
-    queries: 0,
-    seen: 0,
-    async predict(x: Float32Tensor): Promise<Float32Tensor> {
-      m.seen += x.shape[0]!;
-      m.queries += x.shape[0]!;
-      return inner.predict(x);
-    },
-  };
-  return m;
-}
+import { REFERENCE_MODEL, mnistTest, referenceModel, counting } from './reference.js';
 
 let model: OnnxModel;
 let x: Float32Tensor;

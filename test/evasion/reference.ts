@@ -1,7 +1,7 @@
 /** The reference MNIST model and data shared by the evasion tests. */
 import * as path from 'node:path';
 import { loadData } from '../../src/data/spec.js';
-import { loadModel, type OnnxModel } from '../../src/runtime/model.js';
+import { loadModel, type Model, type OnnxModel } from '../../src/runtime/model.js';
 import type { Float32Tensor } from '../../src/core/tensor.js';
 import { repoRoot } from '../helpers.js';
 
@@ -17,4 +17,22 @@ export function referenceModel(): Promise<OnnxModel> {
 export async function mnistTest(start: number, end: number): Promise<{ x: Float32Tensor; y: Int32Array }> {
   const d = await loadData(`mnist:test[${start}:${end}]`);
   return { x: d.x, y: d.y! };
+}
+
+/** A Model wrapper that counts queries independently of the wrapped model (to check the attacks' own counts). */
+export function counting(inner: Model): Model & { seen: number } {
+  const m = {
+    inputShape: inner.inputShape,
+    numClasses: inner.numClasses,
+    bounds: inner.bounds,
+    outputKind: inner.outputKind,
+    queries: 0,
+    seen: 0,
+    async predict(x: Float32Tensor): Promise<Float32Tensor> {
+      m.seen += x.shape[0]!;
+      m.queries += x.shape[0]!;
+      return inner.predict(x);
+    },
+  };
+  return m;
 }

@@ -5,17 +5,11 @@ import { loadData } from '../../src/data/index.js';
 import { buildArch } from '../../src/nn/zoo.js';
 import { ClippingSession } from '../../src/privacy/fused.js';
 import { graphPerExample, referencePerExample } from '../../src/privacy/perexample.js';
+import { maxAbsDiff } from '../helpers.js';
 
 function maxAbs(a: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]!));
-  return m;
-}
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
   return m;
 }
 
@@ -57,14 +51,29 @@ test('graph engine: sub-batches (maxFloats) give the same clipped sum and norms 
   const whole = await graphPerExample(net, { threads: 1 });
   const parts = await graphPerExample(net, { threads: 1, maxFloats: 4 * net.parameterCount() });
   try {
-    const a = await whole.clippedSum(data.x, data.y!, new Rng(1), 0.5);
-    const b = await parts.clippedSum(data.x, data.y!, new Rng(1), 0.5);
+    // C at the median norm, so that about half the examples are clipped and half pass unchanged
+    const sorted = Array.from((await whole.clippedSum(data.x, data.y!, new Rng(1), 1e9)).norms).sort((u, v) => u - v);
+    const C = (sorted[6]! + sorted[7]!) / 2;
+    const a = await whole.clippedSum(data.x, data.y!, new Rng(1), C);
+    const b = await parts.clippedSum(data.x, data.y!, new Rng(1), C);
     assert.ok(maxAbsDiff(a.norms, b.norms) <= 1e-6 * Math.max(1, maxAbs(a.norms)));
     a.sum.forEach((s, j) => assert.ok(maxAbsDiff(s, b.sum[j]!) <= 1e-5, `param ${j}`));
-    // Each clipped example contributes at most C: ‖Σ cᵢgᵢ‖ <= N·C.
+    // some examples are clipped and others not, so the factors matter; each contributes at most C: ‖Σ cᵢgᵢ‖ <= N·C
+    const clipped = Array.from(a.norms).filter((v) => v > C).length;
+    assert.ok(clipped > 0 && clipped < 14, `${clipped} of 14 clipped`);
     let sq = 0;
     for (const g of a.sum) for (const v of g) sq += v * v;
-    assert.ok(Math.sqrt(sq) <= 14 * 0.5 + 1e-5);
+    assert.ok(Math.sqrt(sq) > 0 && Math.sqrt(sq) <= 14 * C + 1e-5, `‖clipped sum‖ ${Math.sqrt(sq)}`);
+    // the sum equals Σ min(1, C/(‖gᵢ‖ + 1e-6))·gᵢ over the per-example gradients
+    const pe = await whole.perExampleGrads(data.x, data.y!, new Rng(1));
+    net.params().forEach((p, j) => {
+      const want = new Float64Array(p.data.length);
+      for (let i = 0; i < 14; i++) {
+        const c = Math.min(1, C / (a.norms[i]! + 1e-6));
+        for (let t = 0; t < want.length; t++) want[t]! += c * pe.grads[j]![i * want.length + t]!;
+      }
+      assert.ok(maxAbsDiff(want, a.sum[j]!) <= 1e-5, `${p.name}: ${maxAbsDiff(want, a.sum[j]!)}`);
+    });
   } finally {
     await whole.release();
     await parts.release();

@@ -17,6 +17,7 @@ import { certifiedAccuracy, featureSqueezing, smoothCertify } from '../../src/ev
 import { pgd } from '../../src/evasion/whitebox/pgd.js';
 import { loadModel } from '../../src/runtime/model.js';
 import { HARDENING_SIZES, SMOOTHING_ALPHA, runAssessment, writeReport, type Report } from '../../src/report/index.js';
+import { readTrainRecord } from '../../src/report/sections/record.js';
 import { REFERENCE_MODEL } from '../evasion/reference.js';
 import { validateSarif } from './sarif-check.js';
 
@@ -169,4 +170,17 @@ test('a record for another model is not used; --sigma overrides the record; an L
   assert.equal(sm.sigmaFrom, '--sigma');
   assert.equal(sm.examples, 4);
   assert.equal(h.details['detector'], undefined, 'parts not asked for do not run');
+});
+
+test('a malformed training record is reported as a problem, not a crash', () => {
+  const m = path.join(tmp, 'malformed.onnx');
+  fs.copyFileSync(REFERENCE_MODEL, m);
+  for (const [rec, why] of [['{"history":[null]}', /history must be a list of epoch objects/], ['{"history":5}', /history/], ['{"hardening":[1]}', /hardening must be an object/], ['[1]', /not a JSON object/], ['{"hist', /cannot be read/]] as const) {
+    fs.writeFileSync(`${m}.train.json`, rec);
+    const r = readTrainRecord(m);
+    assert.equal(r.record, undefined, rec);
+    assert.match(r.problem!, why);
+  }
+  fs.writeFileSync(`${m}.train.json`, '{"history":[{"epoch":1,"trainAccuracy":0.5}],"hardening":{"adv":"pgd","eps":0.3}}');
+  assert.equal(readTrainRecord(m).record?.history?.[0]?.trainAccuracy, 0.5);
 });

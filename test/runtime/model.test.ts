@@ -66,3 +66,38 @@ test('targeted margin and DLR heads need their inputs and report clear errors', 
   assert.equal(t.loss.length, 6);
   assert.ok(t.loss.every((v) => Number.isFinite(v)));
 });
+
+test('keepPooledConvsNchw: the pooled first conv gets its kernel through a run-time 1; values unchanged', async () => {
+  const { readModel, ELEM } = await import('../../src/onnx/ir.js');
+  const { keepPooledConvsNchw } = await import('../../src/runtime/model.js');
+  const { createSession, runSession, toOrt } = await import('../../src/runtime/session.js');
+  const fs = await import('node:fs');
+  const g = readModel(fs.readFileSync(path.join(repoRoot, 'fixtures', 'models', 'mnist-cnn-small.onnx')));
+  const conv = g.nodes.find((n) => n.opType === 'Conv')!;
+  const pool = g.nodes.find((n) => n.opType === 'MaxPool')!;
+  // input -> Identity -> Conv -> MaxPool (with Indices, as in a gradient graph)
+  const nodes = (names: string[]) => [
+    { ...conv, opType: 'Identity', name: names[0]!, inputs: ['input'], outputs: ['x0'], attrs: new Map() },
+    { ...conv, name: names[1]!, inputs: ['x0', conv.inputs[1]!, conv.inputs[2]!], outputs: ['c1'] },
+    { ...pool, name: names[2]!, inputs: ['c1'], outputs: ['p', 'idx'] },
+  ];
+  const small = { ...g, nodes: nodes(['a', 'b', 'c']), outputs: [{ ...g.outputs[0]!, name: 'p', shape: null }] };
+  for (const graph of [small, { ...small, nodes: nodes(['n', 'n', 'n']) }]) {
+    const out = keepPooledConvsNchw(graph, 'input', ELEM.FLOAT);
+    assert.deepEqual(out.nodes.find((n) => n.opType === 'Identity')!.inputs, ['input'], 'other nodes are left alone (whatever their names)');
+    const outConv = out.nodes.find((n) => n.opType === 'Conv')!;
+    assert.equal(out.nodes.find((n) => n.outputs.includes(outConv.inputs[1]!))!.opType, 'Mul', 'the kernel goes through the Mul by 1');
+  }
+  const x = new Float32Array(2 * 784).map((_, i) => (i % 97) / 97);
+  const run = async (graph: Parameters<typeof createSession>[0]) => {
+    const s = await createSession(graph, { threads: 1 });
+    try {
+      return (await runSession(s, { input: toOrt(ELEM.FLOAT, x, [2, 1, 28, 28]) }, ['p']))['p']!.data as Float32Array;
+    } finally {
+      await s.release();
+    }
+  };
+  const plain = await run(small);
+  assert.ok(plain.some((v) => v !== 0));
+  assert.equal(maxAbsDiff(plain, await run(keepPooledConvsNchw(small, 'input', ELEM.FLOAT))), 0);
+});

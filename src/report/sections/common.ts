@@ -2,11 +2,12 @@
  * What a report section provider gets and returns. A domain joins `bulwark scan` by exporting a
  * {@link SectionProvider} and adding it to SECTION_PROVIDERS in assess.ts.
  */
+import { BulwarkError } from '../../core/errors.js';
 import type { Float32Tensor } from '../../core/tensor.js';
 import type { Dataset } from '../../data/index.js';
 import type { Budget } from '../../evasion/evaluate/index.js';
 import type { OnnxModel } from '../../runtime/model.js';
-import { SEVERITY_ORDER, type Finding, type Gate, type ReportSection, type SectionStatus, type Severity } from '../types.js';
+import { SEVERITY_ORDER, type Block, type Finding, type Gate, type ReportSection, type SectionStatus, type Severity } from '../types.js';
 
 /** Progress of a section, for the scan's progress bar. */
 export interface SectionProgress {
@@ -70,6 +71,36 @@ export function sectionParts(ctx: AssessmentContext, section: string, all: reado
   if (r === undefined) return { parts: new Set(defaults), explicit: false };
   if (r === null) return { parts: new Set(all), explicit: true };
   return { parts: new Set(all.filter((p) => r.has(p))), explicit: true };
+}
+
+/**
+ * The handler of a section part that threw: input problems found late (a model the part cannot serve) are recorded
+ * in `details[part]` and `notes` and leave the rest of the report standing; bugs (any other error) are rethrown.
+ */
+export function partFailureHandler(details: Record<string, unknown>, notes: string[]): (part: string, e: unknown) => void {
+  return (part, e) => {
+    if (!(e instanceof BulwarkError) || e.code === 'BULWARK_E_INTERNAL') throw e;
+    details[part] = { ran: false, error: { code: e.code, message: e.message } };
+    notes.push(`${part} could not run: ${e.code}: ${e.message}`);
+  };
+}
+
+/**
+ * What a section with parts builds as it runs: its blocks, findings, metrics, details (starting with the parts that
+ * run) and notes, the handler of a part that throws ({@link partFailureHandler}) and its progress reporter.
+ */
+export function sectionScaffold(ctx: AssessmentContext, section: string, parts: ReadonlySet<string>) {
+  const details: Record<string, unknown> = { parts: [...parts] };
+  const notes: string[] = [];
+  return {
+    blocks: [] as Block[],
+    findings: [] as Finding[],
+    metrics: {} as Record<string, number>,
+    details,
+    notes,
+    partFailed: partFailureHandler(details, notes),
+    progress: (stage: string, done: number, total: number) => ctx.progress({ section, stage, done, total }),
+  };
 }
 
 /** A domain's contribution to the assessment. */

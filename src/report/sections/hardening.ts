@@ -12,15 +12,14 @@
 import { BulwarkError } from '../../core/errors.js';
 import { gatherRows, sliceRows, type Float32Tensor } from '../../core/tensor.js';
 import type { RobustnessEvaluation } from '../../evasion/evaluate/index.js';
-import { bitDepth, certifiedAccuracy, featureSqueezing, jpegLike, medianFilter, preprocessedModel, smoothCertify, squeezeAdaptiveModel, type CertifyResult, type Squeezer } from '../../evasion/defense/index.js';
-import * as defenseApi from '../../evasion/defense/index.js';
+import { bitDepth, certifiedAccuracy, featureSqueezing, jpegLike, medianFilter, preprocessedModel, smoothCertify, squeezeAdaptiveAttack, squeezeAdaptiveModel, type CertifyResult, type Squeezer } from '../../evasion/defense/index.js';
 import { argmax } from '../../evasion/geometry.js';
 import { pgd } from '../../evasion/whitebox/pgd.js';
 import { rocCurve } from '../../privacy/membership/index.js';
 import type { Model } from '../../runtime/model.js';
 import { makeFinding } from '../taxonomy.js';
-import type { Block, Finding, ReportSection, Severity } from '../types.js';
-import { sectionParts, statusFromFindings, type AssessmentContext, type SectionProvider } from './common.js';
+import type { ReportSection, Severity } from '../types.js';
+import { sectionParts, sectionScaffold, statusFromFindings, type AssessmentContext, type SectionProvider } from './common.js';
 import { budgetIndex, keptEpoch, readTrainRecord, rocPoints, sampleOutside, type TrainRecord } from './record.js';
 
 /** Gate-able metrics of the hardening section. */
@@ -43,14 +42,6 @@ export const SMOOTHING_ALPHA = 0.001;
 
 /** The detector's target false-positive rate on clean data. */
 export const DETECTOR_FPR = 0.05;
-
-/**
- * The detector-aware attack of src/evasion/defense (margins of every view plus the detector's own L1 score, with a
- * per-example λ search), looked up by name so that the section keeps working while that API settles; only the
- * adversarial inputs are used (the section re-scores them itself).
- */
-type DetectorAttack = (detector: unknown, x: Float32Tensor, y: ArrayLike<number>, options: Record<string, unknown>) => Promise<{ adversarial: Float32Tensor }>;
-const detectorAttack = (defenseApi as unknown as Record<string, unknown>)['squeezeAdaptiveAttack'] as DetectorAttack | undefined;
 
 /** Certified-accuracy curve radii, in units of sigma. */
 const RADII_OVER_SIGMA = [0, 0.25, 0.5, 0.75, 1, 1.25, 1.5, 1.75, 2, 2.5, 3];
@@ -148,20 +139,9 @@ export const hardeningProvider: SectionProvider = {
     const { parts, explicit } = sectionParts(ctx, 'hardening', HARDENING_PARTS, HARDENING_PARTS);
     const { eps, norm, seed } = ctx.settings;
     const threat = `${norm === 'inf' ? 'L∞' : 'L2'} eps ${eps}`;
-    const blocks: Block[] = [];
-    const findings: Finding[] = [];
-    const metrics: Record<string, number> = {};
-    const details: Record<string, unknown> = { parts: [...parts] };
-    const notes: string[] = [];
-    const partFailed = (part: string, e: unknown): void => {
-      // input problems found late (a model the part cannot serve) leave the rest of the report standing; bugs do not
-      if (!(e instanceof BulwarkError) || e.code === 'BULWARK_E_INTERNAL') throw e;
-      details[part] = { ran: false, error: { code: e.code, message: e.message } };
-      notes.push(`${part} could not run: ${e.code}: ${e.message}`);
-    };
+    const { blocks, findings, metrics, details, notes, partFailed, progress } = sectionScaffold(ctx, 'hardening', parts);
     const lookup = readTrainRecord(ctx.modelPath, ctx.modelSha256);
     const rec = lookup.record;
-    const progress = (stage: string, done: number, total: number) => ctx.progress({ section: 'hardening', stage, done, total });
     const white = typeof model.lossAndGradient === 'function';
     let advCache: AdversarialSet | undefined | null = null;
     const adv = async () => {
@@ -388,9 +368,11 @@ export const hardeningProvider: SectionProvider = {
           rowsT.push(row);
           const candidates: [Int32Array, Uint8Array][] = [[plainPred, plainFlags], [adPred, adFlags]];
           // the detector-aware attack costs several times the rest of the part: budget quick runs it only when asked
-          if (typeof detectorAttack === 'function' && (ctx.settings.budget !== 'quick' || explicit)) {
+          // (margins of every view plus the detector's own L1 score, with a per-example λ search; the section re-scores
+          // its adversarial inputs itself)
+          if (ctx.settings.budget !== 'quick' || explicit) {
             try {
-              const r2 = await detectorAttack(det, xA, yA, { eps, norm, steps: size.steps, seed });
+              const r2 = await squeezeAdaptiveAttack(det, xA, yA, { eps, norm, steps: size.steps, seed });
               const p2 = argmax(await model.predict(r2.adversarial));
               const f2 = await det.decide(r2.adversarial);
               rowsT.push(rateRow(`adaptive: detector-aware, margins + L1 score with a λ search, ${size.steps} steps per round (BPDA)`, 'detector-aware', p2, f2));

@@ -10,7 +10,6 @@
  * Extraction and inversion train or optimize for seconds to minutes, so they run by default only at budget standard
  * and thorough, or when asked (`--sections privacy`, `--sections privacy.inversion`).
  */
-import { BulwarkError } from '../../core/errors.js';
 import { gatherRows, sliceRows } from '../../core/tensor.js';
 import type { Dataset } from '../../data/index.js';
 import { buildArch, train, type Network } from '../../nn/index.js';
@@ -22,8 +21,8 @@ import { auditMembership, type AuditReport, type ShadowOptions } from '../../pri
 import type { Model, OnnxModel } from '../../runtime/model.js';
 import { encodePng, imagePixels, pngDataUri } from '../png.js';
 import { makeFinding } from '../taxonomy.js';
-import type { Block, Finding, ImageRow, ReportSection, Severity } from '../types.js';
-import { sectionParts, statusFromFindings, type AssessmentContext, type SectionProvider } from './common.js';
+import type { ImageRow, ReportSection, Severity } from '../types.js';
+import { sectionParts, sectionScaffold, statusFromFindings, type AssessmentContext, type SectionProvider } from './common.js';
 import { budgetIndex, readTrainRecord, rocPoints, sampleOutside, type TrainRecord } from './record.js';
 
 /** Gate-able metrics of the privacy section. */
@@ -116,20 +115,9 @@ export const privacyProvider: SectionProvider = {
     const { parts, explicit } = sectionParts(ctx, 'privacy', PRIVACY_PARTS, b === 0 ? ['dp', 'membership'] : PRIVACY_PARTS);
     const seed = ctx.settings.seed;
     const threads = ctx.options?.threads;
-    const blocks: Block[] = [];
-    const findings: Finding[] = [];
-    const metrics: Record<string, number> = {};
-    const details: Record<string, unknown> = { parts: [...parts] };
-    const notes: string[] = [];
-    const partFailed = (part: string, e: unknown): void => {
-      // input problems found late (a model the part cannot serve) leave the rest of the report standing; bugs do not
-      if (!(e instanceof BulwarkError) || e.code === 'BULWARK_E_INTERNAL') throw e;
-      details[part] = { ran: false, error: { code: e.code, message: e.message } };
-      notes.push(`${part} could not run: ${e.code}: ${e.message}`);
-    };
+    const { blocks, findings, metrics, details, notes, partFailed, progress } = sectionScaffold(ctx, 'privacy', parts);
     const lookup = readTrainRecord(ctx.modelPath, ctx.modelSha256);
     const rec = lookup.record;
-    const progress = (stage: string, done: number, total: number) => ctx.progress({ section: 'privacy', stage, done, total });
     const white = typeof model.lossAndGradient === 'function';
     const summary: string[] = [];
 

@@ -76,6 +76,21 @@ export interface RecordLookup {
   problem: string | undefined;
 }
 
+/** The largest training record read (a record is a few kB per epoch). */
+const RECORD_MAX_BYTES = 64 * 1024 * 1024;
+
+const isObject = (v: unknown): boolean => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Why a parsed record cannot be read as a {@link TrainRecord} (blocks that are not objects), or undefined. */
+function recordShapeProblem(r: TrainRecord): string | undefined {
+  if (r.history !== undefined && (!Array.isArray(r.history) || !r.history.every(isObject))) return 'is malformed: history must be a list of epoch objects';
+  const blocks = r as unknown as Record<string, unknown>;
+  for (const k of ['data', 'hardening', 'privacy', 'hyperparameters', 'validation']) {
+    if (blocks[k] !== undefined && blocks[k] !== null && !isObject(blocks[k])) return `is malformed: ${k} must be an object`;
+  }
+  return undefined;
+}
+
 /**
  * Reads the training record next to a model. A record whose modelSha256 differs from the model's is not used (it
  * describes another model: the file was retrained or replaced).
@@ -88,8 +103,10 @@ export function readTrainRecord(modelPath: string, sha256?: string): RecordLooku
   if (!fs.existsSync(p)) out = { path: p, record: undefined, problem: `no training record (${p})` };
   else {
     try {
+      if (fs.statSync(p).size > RECORD_MAX_BYTES) throw new Error(`larger than ${RECORD_MAX_BYTES} bytes`);
       const r = JSON.parse(fs.readFileSync(p, 'utf8')) as TrainRecord;
-      if (typeof r !== 'object' || r === null || Array.isArray(r)) out = { path: p, record: undefined, problem: `${p} is not a JSON object` };
+      const bad = typeof r !== 'object' || r === null || Array.isArray(r) ? 'is not a JSON object' : recordShapeProblem(r);
+      if (bad) out = { path: p, record: undefined, problem: `${p} ${bad}` };
       else if (sha256 && typeof r.modelSha256 === 'string' && r.modelSha256 !== sha256) out = { path: p, record: undefined, problem: `${p} describes another model (its modelSha256 ${r.modelSha256.slice(0, 12)}… differs from the model's ${sha256.slice(0, 12)}…)` };
       else out = { path: p, record: r, problem: undefined };
     } catch (e) {

@@ -1,12 +1,14 @@
 import { BulwarkError } from '../core/errors.js';
 import { argmaxRows } from '../core/tensor.js';
-import { loadData, parseDataSpec } from '../data/index.js';
+import { parseDataSpec } from '../data/index.js';
 import { loadModel } from '../runtime/model.js';
 import { certifiedAccuracy, samplingWarnings, smoothCertify, ABSTAIN } from '../evasion/defense/smoothing.js';
 import { ibpVerify } from '../evasion/defense/ibp.js';
+import { checkEps } from '../evasion/evaluate/validate.js';
 import type { OnnxModel } from '../runtime/model.js';
 import type { Dataset } from '../data/index.js';
 import { numberFlag, parseFlags, printJson, required } from './args.js';
+import { loadDataFlag } from './common.js';
 
 const HELP = `Usage: bulwark certify --model M.onnx --data SPEC --sigma S [options]
        bulwark certify --method ibp --model M.onnx --data SPEC --eps E [--json]
@@ -86,7 +88,7 @@ export async function run(argv: string[]): Promise<number> {
   const warn = samplingWarnings(n, alpha).warnings.filter((w) => !w.startsWith('PREDICT'));
   if (!json) for (const w of warn) process.stderr.write(`warning: ${w}\n`);
   const model = await loadModel(modelPath, { batchSize, ...(threads === undefined ? {} : { threads }) });
-  const data = await loadData(spec);
+  const data = await loadDataFlag(spec);
   if (!data.y) throw new BulwarkError('BULWARK_E_LABELS', `--data ${spec} has no labels; certify needs them`);
   try {
     const res = await smoothCertify(model, data.x, { sigma, n, n0, alpha, batchSize, seed });
@@ -131,7 +133,9 @@ async function runIbp(v: Record<string, unknown>): Promise<number> {
   const json = v.json === true;
   const model: OnnxModel = await loadModel(modelPath, threads === undefined ? {} : { threads });
   try {
-    const data: Dataset = await loadData(spec);
+    // an L∞ radius wider than the input range makes every input reachable (e.g. --eps 1e308)
+    if (eps > 0) checkEps(eps, 'inf', model.bounds, 1, '--eps');
+    const data: Dataset = await loadDataFlag(spec);
     if (!data.y) throw new BulwarkError('BULWARK_E_LABELS', `--data ${spec} has no labels; certify needs them`);
     const t0 = performance.now();
     // Bound the logits: a trailing Softmax (monotone per class ranking) is left out of the propagation.

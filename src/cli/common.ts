@@ -1,7 +1,7 @@
 import { BulwarkError } from '../core/errors.js';
 import type { Float32Tensor, Tensor } from '../core/tensor.js';
 import { readNpy } from '../data/npy.js';
-import { loadData } from '../data/spec.js';
+import { loadData, type Dataset } from '../data/spec.js';
 import { loadModel, type OnnxModel } from '../runtime/model.js';
 import { numberFlag } from './args.js';
 
@@ -24,9 +24,40 @@ export async function modelFromFlags(values: Record<string, unknown>, modelPath:
   });
 }
 
+/**
+ * Runs `load` and prefixes the flag to the message of any BulwarkError it throws (code, hint and details kept),
+ * so a missing or malformed file reads "--data: npz file: no such file: x.npz". Messages that already start with
+ * the flag are left alone.
+ */
+export async function namingFlag<T>(flag: string, load: () => T | Promise<T>): Promise<T> {
+  try {
+    return await load();
+  } catch (e) {
+    throw flagError(flag, e);
+  }
+}
+
+function namingFlagSync<T>(flag: string, load: () => T): T {
+  try {
+    return load();
+  } catch (e) {
+    throw flagError(flag, e);
+  }
+}
+
+function flagError(flag: string, e: unknown): unknown {
+  if (!(e instanceof BulwarkError) || e.message.startsWith(`${flag}:`) || e.message.startsWith(`${flag} `)) return e;
+  return new BulwarkError(e.code, `${flag}: ${e.message}`, { hint: e.hint, ...(e.details ? { details: e.details } : {}), cause: e });
+}
+
+/** Loads a data spec given under `flag` (default --data); errors from the spec or its files name the flag. */
+export function loadDataFlag(spec: string, flag = '--data'): Promise<Dataset> {
+  return namingFlag(flag, () => loadData(spec));
+}
+
 /** Reads a float input array from .npy (float32, or float64 converted). */
 export function readFloatInput(file: string, what: string): Float32Tensor {
-  const t = readNpy(file, what);
+  const t = namingFlagSync(what, () => readNpy(file, what));
   if (t.dtype === 'float32') return t as Float32Tensor;
   if (t.dtype === 'float64') return { data: Float32Array.from(t.data as Float64Array), shape: t.shape, dtype: 'float32' };
   throw new BulwarkError('BULWARK_E_DTYPE', `${what}: ${file} holds ${t.dtype}; a float32 array is expected`, { hint: 'Save it with numpy.save(path, x.astype(numpy.float32)).' });
@@ -34,7 +65,7 @@ export function readFloatInput(file: string, what: string): Float32Tensor {
 
 /** Reads integer class labels from .npy. */
 export function readLabels(file: string, what: string): Int32Array {
-  const t: Tensor = readNpy(file, what);
+  const t: Tensor = namingFlagSync(what, () => readNpy(file, what));
   if (t.shape.length !== 1) throw new BulwarkError('BULWARK_E_LABELS', `${what}: labels must be a 1-D array, got shape [${t.shape.join(',')}]`);
   if (!/^u?int/.test(t.dtype)) {
     throw new BulwarkError('BULWARK_E_LABELS', `${what}: labels must be integers, got ${t.dtype}`, { hint: 'Save them with numpy.save(path, y.astype(numpy.int64)).' });
@@ -49,7 +80,7 @@ export async function inputsFromFlags(values: Record<string, unknown>, opts: { l
   if (input && data) throw new BulwarkError('BULWARK_E_USAGE', 'give either --input or --data, not both');
   if (!input && !data) throw new BulwarkError('BULWARK_E_USAGE', 'missing --input X.npy (or --data SPEC)');
   if (data) {
-    const ds = await loadData(data);
+    const ds = await loadDataFlag(data);
     if (opts.labels === 'required' && !ds.y) throw new BulwarkError('BULWARK_E_LABELS', `--data ${data} has no labels`);
     return { x: ds.x, y: ds.y, source: data };
   }

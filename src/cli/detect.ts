@@ -7,12 +7,12 @@ import { createHash } from 'node:crypto';
 import { BulwarkError } from '../core/errors.js';
 import { readFileChecked, writeFileAtomic } from '../core/fsio.js';
 import { sliceRows } from '../core/tensor.js';
-import { loadData, parseDataSpec } from '../data/index.js';
+import { parseDataSpec } from '../data/index.js';
 import { encodeNpy } from '../data/npy.js';
 import { DEFAULT_SQUEEZERS, featureSqueezing, formatSqueezer, parseSqueezers, type FeatureSqueezingDetector, type SqueezerSpec } from '../evasion/defense/squeeze.js';
 import type { OnnxModel } from '../runtime/model.js';
 import { numberFlag, parseSubcommand, printJson, required, withShared } from './args.js';
-import { MODEL_FLAGS, inputsFromFlags, modelFromFlags } from './common.js';
+import { MODEL_FLAGS, inputsFromFlags, loadDataFlag, modelFromFlags } from './common.js';
 
 const HELP = `Usage: bulwark detect fit --model M.onnx --data SPEC [--fpr F] [--squeezers LIST] --out D.json
        bulwark detect score --model M.onnx --detector D.json (--input X.npy | --data SPEC) [--out S.npy]
@@ -170,7 +170,7 @@ async function fit(v: Record<string, unknown>, modelPath: string, json: boolean)
   const sha256 = fileSha256(modelPath);
   const model = await modelFromFlags(v, modelPath);
   try {
-    const data = await loadData(spec);
+    const data = await loadDataFlag(spec);
     const det = featureSqueezing(model, specs);
     const r = await det.fit(data.x, fpr);
     const file: DetectorFile = {
@@ -235,7 +235,7 @@ async function evaluate(v: Record<string, unknown>, modelPath: string, json: boo
   parseDataSpec(spec);
   const model: OnnxModel = await modelFromFlags(v, modelPath);
   try {
-    const data = await loadData(spec);
+    const data = await loadDataFlag(spec);
     if (!data.y) throw new BulwarkError('BULWARK_E_LABELS', `--data ${spec} has no labels; evaluate needs them`);
     const n = data.x.shape[0]!;
     // the detector needs 20 clean examples to fit, and the evaluation at least one more
@@ -288,7 +288,7 @@ async function evaluate(v: Record<string, unknown>, modelPath: string, json: boo
       w.write(`feature squeezing (${specs.map(formatSqueezer).join(', ')}), threshold ${fitted.threshold.toPrecision(6)} fitted on ${nFit} examples at ${pct(fpr)} FPR\n`);
       w.write(`held-out clean FPR          ${pct(out['heldOutFpr'] as number)} of ${n - nFit}\n`);
       w.write(`PGD L-inf eps ${eps}           ${pct(pgdDet.rate)} of ${pgdDet.n} successful examples detected\n`);
-      w.write(`C&W L2                      ${pct(cwDet.rate)} of ${cwDet.n} successful examples detected (median L2 ${medianL2.toFixed(3)})\n`);
+      w.write(`C&W L2                      ${pct(cwDet.rate)} of ${cwDet.n} successful examples detected (median L2 ${Number.isFinite(medianL2) ? medianL2.toFixed(3) : 'n/a'})\n`);
       const ad = out['adaptive'] as { evasionRate: number; misclassifiedRate: number; attacked: number } | undefined;
       if (ad) w.write(`adaptive L-inf eps ${eps}      ${pct(ad.evasionRate)} of ${ad.attacked} evade (misclassified and not flagged); ${pct(ad.misclassifiedRate)} misclassified\n`);
       const a2 = out['adaptiveL2'] as { evasionRate: number; misclassifiedRate: number; attacked: number; eps: number } | undefined;

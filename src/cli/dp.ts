@@ -94,7 +94,8 @@ export async function run(argv: string[]): Promise<number> {
  * @param ctx the required flags, already read
  */
 export async function runDpTrain(v: Record<string, unknown>, ctx: { arch: string; dataSpec: string; out: string; json: boolean }): Promise<number> {
-  const { loadData, parseDataSpec } = await import('../data/index.js');
+  const { parseDataSpec } = await import('../data/index.js');
+  const { loadDataFlag } = await import('./common.js');
   const { buildArch } = await import('../nn/zoo.js');
   const { trainDpSgd } = await import('../privacy/dpsgd.js');
   const { numberFlag } = await import('./args.js');
@@ -132,8 +133,8 @@ export async function runDpTrain(v: Record<string, unknown>, ctx: { arch: string
     ...(threads === undefined ? {} : { threads }),
   };
   const t0 = performance.now();
-  const data = await loadData(dataSpec);
-  const validation = typeof v.val === 'string' ? await loadData(v.val) : undefined;
+  const data = await loadDataFlag(dataSpec);
+  const validation = typeof v.val === 'string' ? await loadDataFlag(v.val, '--val') : undefined;
   const net = buildArch(arch, { inputShape: data.x.shape.slice(1), numClasses: data.numClasses ?? 10, seed });
   const loadSeconds = (performance.now() - t0) / 1000;
   if (!json) process.stderr.write(`DP-SGD training ${arch} (${net.parameterCount()} parameters) on ${data.name} (${data.x.shape[0]} examples), ${opts.epochs} epochs\n`);

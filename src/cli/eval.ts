@@ -1,8 +1,9 @@
 import { BulwarkError } from '../core/errors.js';
-import { loadData, parseDataSpec } from '../data/index.js';
+import { parseDataSpec } from '../data/index.js';
 import { scoreLogits, type Score } from '../nn/train.js';
 import { loadModel, type OutputKind } from '../runtime/model.js';
 import { numberFlag, parseFlags, printJson, required } from './args.js';
+import { loadDataFlag } from './common.js';
 
 const HELP = `Usage: bulwark eval --model M.onnx --data SPEC [options]
 
@@ -54,7 +55,7 @@ export async function run(argv: string[]): Promise<number> {
   const batchSize = numberFlag(v, 'batch-size', 256, 1, Infinity, true);
   const threads = v.threads === undefined ? undefined : numberFlag(v, 'threads', 0, 0, 1024, true);
   const model = await loadModel(modelPath, { outputKind: kind, batchSize, ...(threads === undefined ? {} : { threads }) });
-  const data = await loadData(spec);
+  const data = await loadDataFlag(spec);
   if (!data.y) throw new BulwarkError('BULWARK_E_LABELS', `--data ${spec} has no labels; eval needs them`);
   const t0 = performance.now();
   try {

@@ -1,11 +1,11 @@
 import { BulwarkError } from '../core/errors.js';
 import { gatherRows } from '../core/tensor.js';
-import { loadData, parseDataSpec } from '../data/index.js';
+import { parseDataSpec } from '../data/index.js';
 import { BUDGETS, checkData, checkEps, evaluateRobustness, parseNorm, resolveSuite, sampleIndices, summarizeEvaluation, type Budget, type EvalProgress, type RobustnessEvaluation } from '../evasion/evaluate/index.js';
 import { formatValue } from '../report/html.js';
 import { stageProgress } from '../report/progress.js';
 import { numberFlag, parseFlags, printJson, required } from './args.js';
-import { MODEL_FLAGS, modelFromFlags } from './common.js';
+import { MODEL_FLAGS, loadDataFlag, modelFromFlags } from './common.js';
 
 const HELP = `Usage: bulwark evaluate --model M.onnx --data SPEC --eps E [--norm inf|2] [--suite quick|standard|thorough] [--json] [--seed S]
 
@@ -64,7 +64,7 @@ export async function run(argv: string[]): Promise<number> {
   parseDataSpec(spec);
   const model = await modelFromFlags(v, modelPath);
   try {
-    const ds = await loadData(spec);
+    const ds = await loadDataFlag(spec);
     checkData(model, ds.x, ds.y, `--data ${spec}`);
     const total = ds.x.shape[0]!;
     checkEps(eps, norm, model.bounds, ds.x.data.length / total, '--eps');

@@ -1,7 +1,7 @@
 import { BulwarkError } from '../core/errors.js';
 import type { Model } from '../runtime/model.js';
 import { numberFlag, parseFlags, printJson, required } from './args.js';
-import { MODEL_FLAGS, modelFromFlags } from './common.js';
+import { MODEL_FLAGS, loadDataFlag, modelFromFlags } from './common.js';
 
 const HELP = `bulwark extract --model M.onnx|URL --budget Q --strategy random|adaptive|jacobian --out CLONE.onnx
                 [--pool SPEC] [--seed-data SPEC] [--eval SPEC] [--checkpoints Q1,Q2,...] [--arch A] [--epochs E]
@@ -37,12 +37,11 @@ export async function run(argv: string[]): Promise<number> {
     return n;
   });
   const { isRemoteModelUrl, connectRemoteModel } = await import('../runtime/remote.js');
-  const { loadData } = await import('../data/index.js');
   const { knockoffNets, jacobianAugmentation } = await import('../privacy/extraction/index.js');
   let victim: Model;
   let close: () => Promise<void>;
   const evalSpec = (v['eval'] as string | undefined) ?? 'mnist:test[0:1000]';
-  const evalSet = await loadData(evalSpec);
+  const evalSet = await loadDataFlag(evalSpec, '--eval');
   if (isRemoteModelUrl(target)) {
     // The client's budget covers the attack and the evaluation queries.
     const remote = await connectRemoteModel(target, { maxQueries: budget + evalSet.x.shape[0]! });
@@ -61,8 +60,8 @@ export async function run(argv: string[]): Promise<number> {
       ...(v['arch'] ? { arch: v['arch'] as string } : {}),
     };
     const r = strategy === 'jacobian'
-      ? await jacobianAugmentation(victim, await loadData((v['seed-data'] as string | undefined) ?? 'mnist:test[0:150]'), { ...common, budget, lambda: numberFlag(v, 'lambda', 0.1, 0) })
-      : await knockoffNets(victim, await loadData((v['pool'] as string | undefined) ?? 'fashion-mnist:train[0:10000]'), { ...common, budget, strategy: strategy as 'random' | 'adaptive', ...(checkpoints ? { checkpoints } : {}) });
+      ? await jacobianAugmentation(victim, await loadDataFlag((v['seed-data'] as string | undefined) ?? 'mnist:test[0:150]', '--seed-data'), { ...common, budget, lambda: numberFlag(v, 'lambda', 0.1, 0) })
+      : await knockoffNets(victim, await loadDataFlag((v['pool'] as string | undefined) ?? 'fashion-mnist:train[0:10000]', '--pool'), { ...common, budget, strategy: strategy as 'random' | 'adaptive', ...(checkpoints ? { checkpoints } : {}) });
     r.clone.saveOnnx(out);
     const last = r.curve.at(-1);
     const res = { out, strategy, queries: r.queries, evalQueries: r.evalQueries, eval: evalSpec, fidelity: last?.fidelity, accuracy: last?.accuracy, curve: r.curve, seconds: r.seconds };

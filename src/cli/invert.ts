@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import { BulwarkError } from '../core/errors.js';
 import { writeFileAtomic } from '../core/fsio.js';
 import { numberFlag, parseFlags, printJson, required } from './args.js';
-import { MODEL_FLAGS, modelFromFlags } from './common.js';
+import { MODEL_FLAGS, loadDataFlag, modelFromFlags } from './common.js';
 
 const HELP = `bulwark invert --model M.onnx --class K|all --data SPEC --out DIR [--steps N] [--restarts R] [--lr LR]
                [--tv W] [--l2 W] [--objective 1-p|ce] [--seed N] [--json]
@@ -31,7 +31,6 @@ export async function run(argv: string[]): Promise<number> {
   const objective = (v['objective'] as string | undefined) ?? '1-p';
   if (objective !== '1-p' && objective !== 'ce') throw new BulwarkError('BULWARK_E_ARG', `--objective must be 1-p or ce, got ${JSON.stringify(objective)}`);
   const model = await modelFromFlags(v, required(v, 'model', HELP));
-  const { loadData } = await import('../data/index.js');
   const { classMeans, imageToPng, invertClasses, scoreReconstructions } = await import('../privacy/inversion/index.js');
   try {
     const k = model.numClasses;
@@ -42,7 +41,7 @@ export async function run(argv: string[]): Promise<number> {
       if (!Number.isInteger(c) || c < 0 || c >= k) throw new BulwarkError('BULWARK_E_ARG', `--class must be all or an integer in [0, ${k}), got ${JSON.stringify(clsFlag)}`);
       classes = [c];
     }
-    const data = await loadData(spec);
+    const data = await loadDataFlag(spec);
     const { means, counts } = classMeans(data, k);
     const r = await invertClasses(model, classes, {
       steps, restarts, objective, lr: numberFlag(v, 'lr', 0.1, 0), tvWeight: numberFlag(v, 'tv', 0.01, 0), l2Weight: numberFlag(v, 'l2', 0.001, 0),

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import { BulwarkError } from '../core/errors.js';
-import { loadData, parseDataSpec, type Dataset } from '../data/index.js';
+import { parseDataSpec, type Dataset } from '../data/index.js';
 import type { Network } from '../nn/network.js';
 import type { OptimizerName, Schedule } from '../nn/optim.js';
 import { train } from '../nn/train.js';
@@ -8,7 +8,7 @@ import { buildArch } from '../nn/zoo.js';
 import { auditMembership, MEMBERSHIP_ATTACKS, type AuditReport, type MembershipAttack } from '../privacy/membership/index.js';
 import { trainDpSgd } from '../privacy/dpsgd.js';
 import { numberFlag, parseSubcommand, printJson, required } from './args.js';
-import { modelFromFlags } from './common.js';
+import { loadDataFlag, modelFromFlags } from './common.js';
 
 const HELP = `Usage: bulwark privacy audit --model M.onnx --train SPEC --holdout SPEC [options]
 
@@ -99,8 +99,8 @@ export async function run(argv: string[]): Promise<number> {
 
   const model = await modelFromFlags(v, modelPath);
   try {
-    const trainData = await loadData(trainSpec);
-    const holdout = await loadData(holdoutSpec);
+    const trainData = await loadDataFlag(trainSpec, '--train');
+    const holdout = await loadDataFlag(holdoutSpec, '--holdout');
     let shadow;
     if (attack === 'lira') {
       const record = readRecord(modelPath);

@@ -1,12 +1,14 @@
 import { writeTrainingOutputs } from './train-record.js';
 import { BulwarkError } from '../core/errors.js';
-import { loadData, parseDataSpec } from '../data/index.js';
+import { parseDataSpec } from '../data/index.js';
 import { ARCH_SPEC_GRAMMAR, ARCHITECTURES, buildArch } from '../nn/zoo.js';
 import { resolveTrainOptions, train, type EpochRecord, type TrainEvent } from '../nn/train.js';
 import type { OptimizerName, Schedule } from '../nn/optim.js';
 import type { TrainResult } from '../nn/train.js';
 import type { RobustTrainResult } from '../evasion/defense/adversarial.js';
 import { numberFlag, parseFlags, printJson, required } from './args.js';
+import { loadDataFlag } from './common.js';
+import { checkEps } from '../evasion/evaluate/validate.js';
 
 const HELP = `Usage: bulwark train --arch <name|spec> --data SPEC --out M.onnx [options]
 
@@ -164,9 +166,10 @@ export async function run(argv: string[]): Promise<number> {
   resolveTrainOptions(base);
   parseSchedule(scheduleText, warmup, 1);
 
+  const hardening = hardeningFlags(v);
   const t0 = performance.now();
-  const data = await loadData(dataSpec);
-  const validation = typeof v.val === 'string' ? await loadData(v.val) : undefined;
+  const data = await loadDataFlag(dataSpec);
+  const validation = typeof v.val === 'string' ? await loadDataFlag(v.val, '--val') : undefined;
   const net = buildArch(arch, { inputShape: data.x.shape.slice(1), numClasses: data.numClasses ?? 10, seed });
   const stepsPerEpoch = Math.ceil(data.x.shape[0]! / base.batchSize);
   const schedule = parseSchedule(scheduleText, warmup, stepsPerEpoch);
@@ -177,7 +180,6 @@ export async function run(argv: string[]): Promise<number> {
   const onProgress = (e: TrainEvent) => {
     if (e.kind === 'epoch' && !json) process.stderr.write(epochLine(e.record) + '\n');
   };
-  const hardening = hardeningFlags(v);
   const result: TrainResult | RobustTrainResult = hardening
     ? await (await import('../evasion/defense/adversarial.js')).robustTrain(net, data, { ...base, schedule, ...(validation ? { validation } : {}), onProgress, ...hardening })
     : await train(net, data, { ...base, schedule, ...(validation ? { validation } : {}), onProgress });
@@ -213,6 +215,9 @@ function hardeningFlags(flagValues: Record<string, unknown>): Record<string, unk
   if (!flags.some((f) => v[f] !== undefined)) return undefined;
   if (v.adv === undefined && flags.some((f) => f !== 'noise-sigma' && v[f] !== undefined)) throw new BulwarkError('BULWARK_E_USAGE', `--${flags.find((f) => f !== 'noise-sigma' && v[f] !== undefined)} needs --adv pgd|trades|fgsm-rs|ibp`);
   const num = (f: string, key: string, integer = false) => (v[f] === undefined ? {} : { [key]: numberFlag(v, f, 0, 0, Infinity, integer) });
+  // trained networks take inputs in [0, 1]: an L∞ radius beyond that width makes every input reachable
+  const eps = v.eps === undefined ? 0 : numberFlag(v, 'eps', 0, 0, Infinity);
+  if (eps > 0) checkEps(eps, 'inf', [0, 1], 1, '--eps');
   return {
     ...(typeof v.adv === 'string' ? { adv: v.adv } : {}),
     ...num('eps', 'eps'),

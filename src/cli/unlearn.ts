@@ -23,7 +23,7 @@ export async function run(argv: string[]): Promise<number> {
   }, HELP);
   if (!p) return 0;
   const v = p.values;
-  const { loadData } = await import('../data/index.js');
+  const { loadDataFlag } = await import('./common.js');
   const { SisaEnsemble } = await import('../privacy/unlearning/index.js');
   if (v['train']) {
     if (v['sisa'] || v['forget']) throw new BulwarkError('BULWARK_E_USAGE', '--train makes a new ensemble; it does not take --sisa or --forget', { hint: `usage:\n${HELP}` });
@@ -40,7 +40,7 @@ export async function run(argv: string[]): Promise<number> {
       dataSpec: spec,
       ...(v['threads'] === undefined ? {} : { threads: numberFlag(v, 'threads', 0, 0, 256, true) }),
     };
-    const data = await loadData(spec);
+    const data = await loadDataFlag(spec);
     const ens = await SisaEnsemble.train(data, out, opts);
     const m = ens.manifest;
     const summary = { out, shards: m.options.shards, slices: m.options.slices, examples: m.data.n, arch: m.arch, trainSeconds: m.trainSeconds };
@@ -61,7 +61,7 @@ export async function run(argv: string[]): Promise<number> {
   const ens = SisaEnsemble.open(dir);
   const spec = (v['data'] as string | undefined) ?? ens.manifest.data.spec;
   if (!spec) throw new BulwarkError('BULWARK_E_USAGE', `the SISA folder ${dir} records no data spec; pass the training data with --data SPEC`);
-  const data = await loadData(spec);
+  const data = await loadDataFlag(spec);
   const rec = await ens.forget(ids as number[], data);
   const full = ens.manifest.trainSeconds;
   const res = { sisa: dir, forgotten: rec.ids.length, ignored: rec.ignored, retrained: rec.retrained, seconds: rec.seconds, fullTrainSeconds: full, fractionOfFullTraining: full > 0 ? rec.seconds / full : null };

@@ -174,7 +174,7 @@ export function graphFromProto(proto: ModelProto, opts: ReadOptions = {}): Graph
   for (const kv of proto.metadataProps ?? []) metadata[kv.key] = kv.value;
   return {
     name: g.name ?? 'graph',
-    nodes: (g.node ?? []).map((n, i) => nodeFromProto(n, i, opts)),
+    nodes: nameNodes(g.node ?? [], opts),
     inputs: (g.input ?? []).map(valueInfoFromProto),
     outputs: (g.output ?? []).map(valueInfoFromProto),
     initializers,
@@ -208,11 +208,28 @@ function valueInfoFromProto(v: ValueInfoProto): ValueInfo {
   };
 }
 
-function nodeFromProto(n: NodeProto, index: number, opts: ReadOptions): Node {
+/**
+ * Converts the nodes, naming unnamed ones `${opType}_${index}`, or, when a node elsewhere already has that name,
+ * `${opType}_${index}_${k}` with the smallest k >= 1 that is free (onnxruntime refuses duplicate node names).
+ */
+function nameNodes(protos: NodeProto[], opts: ReadOptions): Node[] {
+  const taken = new Set<string>();
+  for (const n of protos) if (n.name) taken.add(n.name);
+  return protos.map((n, i) => {
+    if (n.name) return nodeFromProto(n, n.name, opts);
+    const base = `${n.opType ?? 'node'}_${i}`;
+    let name = base;
+    for (let k = 1; taken.has(name); k++) name = `${base}_${k}`;
+    taken.add(name);
+    return nodeFromProto(n, name, opts);
+  });
+}
+
+function nodeFromProto(n: NodeProto, name: string, opts: ReadOptions): Node {
   const attrs = new Map<string, Attr>();
   for (const a of n.attribute ?? []) attrs.set(a.name ?? '', attrFromProto(a, opts));
   return {
-    name: n.name || `${n.opType ?? 'node'}_${index}`,
+    name,
     opType: n.opType ?? '',
     domain: n.domain === 'ai.onnx' ? '' : (n.domain ?? ''),
     inputs: [...(n.input ?? [])],

@@ -77,3 +77,21 @@ test('grad writes the per-example input gradient that PyTorch computed', () => {
   assert.deepEqual(res.shape, [6, 1, 28, 28]);
   assert.ok(fs.statSync(out).size > 6 * 784 * 4);
 });
+
+test('a missing or malformed data file names the flag it was given under, for every command', () => {
+  const none = path.join(tmp, 'none.npz');
+  const m = /--data: npz file: no such file: .*none\.npz/;
+  assertUserError(cli('eval', '--model', good.m, '--data', none), 'BULWARK_E_FILE_NOT_FOUND', m);
+  assertUserError(cli('attack', 'fgsm', '--model', good.m, '--data', none, '--eps', '0.1', '--out', path.join(tmp, 'a.npy')), 'BULWARK_E_FILE_NOT_FOUND', m);
+  const junk = path.join(tmp, 'junk.npy');
+  fs.writeFileSync(junk, 'not an npy file');
+  assertUserError(cli('eval', '--model', good.m, '--data', `${junk},${good.y}`), 'BULWARK_E_NPY', /--data: .*junk\.npy: not a \.npy file/);
+  assertUserError(cli('attack', 'fgsm', '--model', good.m, '--input', path.join(tmp, 'none.npy'), '--labels', good.y, '--eps', '0.1', '--out', path.join(tmp, 'a.npy')), 'BULWARK_E_FILE_NOT_FOUND', /--input: npy file: no such file/);
+  assertUserError(cli('attack', 'fgsm', '--model', good.m, '--input', good.x, '--labels', junk, '--eps', '0.1', '--out', path.join(tmp, 'a.npy')), 'BULWARK_E_NPY', /--labels: not a \.npy file/);
+});
+
+test('an eps wider than the input range is refused by IBP training and IBP certification', () => {
+  assertUserError(cli('train', '--arch', 'flatten,dense:8,dense:10', '--data', 'mnist:train[0:10]', '--out', path.join(tmp, 't.onnx'), '--adv', 'ibp', '--eps', '1e300'), 'BULWARK_E_ARG', /--eps 1e\+300 .*exceeds/);
+  assertUserError(cli('certify', '--method', 'ibp', '--model', good.m, '--data', `${good.x},${good.y}`, '--eps', '1e308'), 'BULWARK_E_ARG', /--eps 1e\+308 .*exceeds/);
+  assert.ok(!fs.existsSync(path.join(tmp, 't.onnx')));
+});

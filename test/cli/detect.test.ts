@@ -9,6 +9,9 @@ import { featureSqueezing } from '../../src/evasion/defense/squeeze.js';
 import { pgd } from '../../src/evasion/whitebox/pgd.js';
 import { sliceRows } from '../../src/core/tensor.js';
 import { assertUserError, lastJson, repoRoot, runCli } from '../helpers.js';
+import { encodeNpy } from '../../src/data/npy.js';
+import { GraphBuilder } from '../../src/onnx/builder.js';
+import { ELEM, emptyGraph, writeModelBytes } from '../../src/onnx/ir.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bulwark-detect-'));
 const modelPath = path.join(repoRoot, 'fixtures', 'models', 'mnist-cnn-small.onnx');
@@ -103,4 +106,29 @@ test('detect evaluate reports FPR, detection of PGD and C&W, and the adaptive at
   assert.equal(o.cw.l2Budget, 1.5);
   assert.equal(o.adaptiveL2.eps, 1.5);
   assert.ok(o.adaptiveL2.evasionRate >= 0 && o.adaptiveL2.evasionRate <= 1);
+});
+
+test('detect evaluate prints n/a, not NaN, for the median L2 when C&W finds no example', async () => {
+  // a constant model (zero weights, a bias favouring class 0) on data all labelled 0: no attack can succeed
+  const g = emptyGraph({ name: 'const', producer: 'test', inputs: [{ name: 'input', elemType: ELEM.FLOAT, shape: ['N', 1, 4, 4] }] });
+  const b = new GraphBuilder(g);
+  const w = b.floats('w', new Array(16 * 3).fill(0), [16, 3]);
+  const bias = b.floats('bias', [5, 0, 0], [3]);
+  const out = b.node('Add', [b.node('MatMul', [b.node('Flatten', ['input'], { axis: 1 }), w]), bias], {}, 'logits', 'output');
+  g.outputs.push({ name: out, elemType: ELEM.FLOAT, shape: ['N', 3] });
+  const m = path.join(tmp, 'const.onnx');
+  fs.writeFileSync(m, writeModelBytes(g));
+  const x = Float32Array.from({ length: 30 * 16 }, (_, i) => ((i * 7) % 11) / 10);
+  fs.writeFileSync(path.join(tmp, 'cx.npy'), encodeNpy({ data: x, shape: [30, 1, 4, 4], dtype: 'float32' }));
+  fs.writeFileSync(path.join(tmp, 'cy.npy'), encodeNpy({ data: new BigInt64Array(30), shape: [30], dtype: 'int64' }));
+  const args = ['detect', 'evaluate', '--model', m, '--data', `${path.join(tmp, 'cx.npy')},${path.join(tmp, 'cy.npy')}`, '--eps', '0.1', '--squeezers', 'bit:1', '--steps', '2', '--cw-steps', '2'];
+  const j = await runCli(...args, '--json');
+  assert.equal(j.code, 0, j.stderr);
+  const o = lastJson(j.stdout);
+  assert.equal(o.cw.successful, 0);
+  assert.equal(o.cw.medianL2, null);
+  const r = await runCli(...args);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /median L2 n\/a/);
+  assert.doesNotMatch(r.stdout, /NaN/);
 });

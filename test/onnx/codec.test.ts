@@ -99,3 +99,38 @@ test('external data loads from inside the model folder and is refused outside it
   // Given as bytes, a model with external data has no folder to read from.
   await assert.rejects(loadModel(encodeModel(ext('weights.bin'))), (e: BulwarkError) => e.code === 'BULWARK_E_PATH_ESCAPE');
 });
+
+test('generated node names never collide with explicit ones, and the graph still runs on onnxruntime', async () => {
+  // node 0 is unnamed; MatMul_0 and MatMul_0_1 are already taken by explicit names later in the graph
+  const proto: ModelProto = {
+    irVersion: 7,
+    opsetImport: [{ domain: '', version: 13 }],
+    graph: {
+      name: 'names',
+      node: [
+        { opType: 'MatMul', input: ['x', 'W'], output: ['h'] },
+        { opType: 'Relu', input: ['h'], output: ['r'], name: 'MatMul_0' },
+        { opType: 'Neg', input: ['r'], output: ['n'], name: 'MatMul_0_1' },
+        { opType: 'Neg', input: ['n'], output: ['y'] },
+      ],
+      initializer: [{ name: 'W', dims: [2, 2], dataType: ELEM.FLOAT, floatData: [1, -2, 3, 4] }],
+      input: [{ name: 'x', type: { tensorType: { elemType: ELEM.FLOAT, shape: { dim: [{ dimParam: 'N' }, { dimValue: 2 }] } } } }],
+      output: [{ name: 'y', type: { tensorType: { elemType: ELEM.FLOAT, shape: { dim: [{ dimParam: 'N' }, { dimValue: 2 }] } } } }],
+    },
+  };
+  const bytes = encodeModel(proto);
+  const g = readModel(bytes);
+  const names = g.nodes.map((n) => n.name);
+  assert.deepEqual(names, ['MatMul_0_2', 'MatMul_0', 'MatMul_0_1', 'Neg_3']);
+  assert.deepEqual(readModel(bytes).nodes.map((n) => n.name), names, 'deterministic');
+  const rewritten = writeModelBytes(g);
+  assert.deepEqual(readModel(rewritten).nodes.map((n) => n.name), names, 'round trip');
+  const model = await loadModel(rewritten);
+  try {
+    const out = await model.predict({ data: new Float32Array([1, 1, -1, 0]), shape: [2, 2], dtype: 'float32' });
+    // y = relu(x·W): [1,1]·W = [4, 2]; [-1,0]·W = [-1, 2] -> [0, 2]
+    assert.deepEqual(Array.from(out.data), [4, 2, 0, 2]);
+  } finally {
+    await model.dispose();
+  }
+});

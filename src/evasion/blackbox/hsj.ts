@@ -118,16 +118,41 @@ async function craftHsj(ctx: AttackContext<HsjOptions>): Promise<CraftOutput> {
     if (pd !== d || pool.x.shape.length !== x.shape.length || pool.x.shape.some((v, a) => a > 0 && v !== x.shape[a])) {
       throw new BulwarkError('BULWARK_E_SHAPE', `hsj: targetPool images have shape [${pool.x.shape.slice(1).join(', ')}]; the attacked inputs have [${rowShape.join(', ')}]`);
     }
-    const order = new Map<number, number[]>();
-    for (let i = 0; i < n; i++) {
-      const cand: { j: number; dist: number }[] = [];
-      for (let j = 0; j < pool.y.length; j++) {
-        if (pool.y[j] !== targets[i]) continue;
-        cand.push({ j, dist: distance(pool.x.data.subarray(j * d, (j + 1) * d), i) });
-      }
-      cand.sort((a, b) => a.dist - b.dist || a.j - b.j);
-      order.set(i, cand.slice(0, o.initTries).map((c) => c.j));
+    // The pool is grouped by class once; each example ranks only the images of its target, keeping the initTries
+    // nearest (ties by pool index, as a full sort by (distance, index) would) and abandoning a distance once it
+    // cannot beat the current last of them.
+    const byClass = new Map<number, number[]>();
+    for (let j = 0; j < pool.y.length; j++) {
+      const c = pool.y[j]!;
+      const list = byClass.get(c);
+      if (list) list.push(j);
+      else byClass.set(c, [j]);
     }
+    const nearest = (i: number, cands: readonly number[], k: number): number[] => {
+      const b = xi(i);
+      const best: { j: number; dist: number; raw: number }[] = []; // ascending by (dist, j)
+      for (const j of cands) {
+        const bound = best.length === k ? best[k - 1]!.raw : Infinity;
+        const off = j * d;
+        let raw = 0;
+        let q = 0;
+        for (; q < d; q++) {
+          const v = Math.abs(pool.x.data[off + q]! - b[q]!);
+          raw = linf ? Math.max(raw, v) : raw + v * v;
+          if (raw >= bound) break; // the distance only grows: it cannot beat the last kept (ties lose by index)
+        }
+        if (q < d) continue;
+        const dist = linf ? raw : Math.sqrt(raw);
+        let at = best.length;
+        while (at > 0 && best[at - 1]!.dist > dist) at--;
+        if (at >= k) continue;
+        best.splice(at, 0, { j, dist, raw });
+        if (best.length > k) best.pop();
+      }
+      return best.map((c) => c.j);
+    };
+    const order = new Map<number, number[]>();
+    for (let i = 0; i < n; i++) order.set(i, nearest(i, byClass.get(targets[i]!) ?? [], o.initTries));
     for (let t = 0; t < o.initTries; t++) {
       const need = [...Array(n).keys()].filter((i) => !noise.has(i) && order.get(i)!.length > t && ledger.remaining(i) >= 1 + searchSteps);
       if (need.length === 0) break;

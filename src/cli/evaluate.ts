@@ -75,7 +75,7 @@ export async function run(argv: string[]): Promise<number> {
     const onProgress = (e: EvalProgress) => bar.update({ stage: e.stage, done: e.done, total: e.total, status: [e.member, e.eps === undefined ? undefined : `eps ${e.eps}`].filter(Boolean).join(' @ ') });
     let ev: RobustnessEvaluation;
     try {
-      ev = await evaluateRobustness(model, x, y, { eps, norm, suite: suiteName, seed, onProgress });
+      ev = await evaluateRobustness(model, x, y, { eps, norm, suite: suiteName, seed, indices: idx, onProgress });
     } finally {
       bar.end();
     }

@@ -234,7 +234,7 @@ export const evasionProvider: SectionProvider = {
   async run(ctx: AssessmentContext): Promise<ReportSection> {
     const t0 = performance.now();
     const onProgress = (p: EvalProgress) => ctx.progress({ section: 'evasion', stage: p.stage, done: p.done, total: p.total, status: [p.member, p.eps === undefined ? undefined : `eps ${p.eps}`].filter(Boolean).join(' @ ') });
-    const ev = await evaluateRobustness(ctx.model as Model, ctx.x, ctx.y, { eps: ctx.settings.eps, norm: ctx.settings.norm, suite: ctx.settings.budget, seed: ctx.settings.seed, onProgress });
+    const ev = await evaluateRobustness(ctx.model as Model, ctx.x, ctx.y, { eps: ctx.settings.eps, norm: ctx.settings.norm, suite: ctx.settings.budget, seed: ctx.settings.seed, indices: ctx.indices, onProgress });
     // later sections (hardening: the detector, preprocessing defenses, the record's claim) reuse the evaluation
     ctx.shared?.set('evasion', ev);
     const gate = ctx.gates.find((g) => g.metric === 'robust-accuracy')?.value;

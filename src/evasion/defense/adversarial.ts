@@ -19,6 +19,7 @@ import { pgd } from '../whitebox/pgd.js';
 import { NetworkModel, VjpTrainer } from './model.js';
 import { ibpVerify } from './ibp.js';
 import { GOWAL_PAPER, IbpSession, ibpSchedule } from './ibp-train.js';
+import { rowSoftmax } from './squeeze.js';
 
 /** Adversarial-training methods. */
 export const ADV_METHODS = ['none', 'pgd', 'trades', 'fgsm-rs', 'ibp'] as const;
@@ -139,17 +140,6 @@ export async function linfPgdTrainAttack(model: NetworkModel, x: Float32Tensor, 
   return adv;
 }
 
-function softmaxRows(z: ArrayLike<number>, n: number, k: number, out = new Float64Array(n * k)): Float64Array {
-  for (let i = 0; i < n; i++) {
-    let m = -Infinity;
-    for (let j = 0; j < k; j++) m = Math.max(m, z[i * k + j]!);
-    let s = 0;
-    for (let j = 0; j < k; j++) s += (out[i * k + j] = Math.exp(z[i * k + j]! - m));
-    for (let j = 0; j < k; j++) out[i * k + j]! /= s;
-  }
-  return out;
-}
-
 /**
  * TRADES inner maximization (Zhang et al. 2019): x' ← Π(x' + a·sign(∇ₓ' KL(p(x) ‖ p(x')))), from x + 0.001·N(0, 1).
  * ∇_z' KL = softmax(z') − p(x), so each step is one VJP through the network.
@@ -157,13 +147,13 @@ function softmaxRows(z: ArrayLike<number>, n: number, k: number, out = new Float
 export async function tradesAttack(model: NetworkModel, x: Float32Tensor, o: { eps: number; steps: number; stepSize: number; rng: Rng }): Promise<Float32Tensor> {
   const n = x.shape[0]!;
   const k = model.numClasses;
-  const p = softmaxRows((await model.predict(x)).data, n, k);
+  const p = rowSoftmax((await model.predict(x)).data, n, k);
   const adv = copyTensor(x);
   for (let j = 0; j < adv.data.length; j++) adv.data[j] = adv.data[j]! + 0.001 * o.rng.normal();
   project(adv, x, 'inf', o.eps, model.bounds);
   const cot = new Float32Array(n * k);
   const z = (await model.predict(adv)).data;
-  let q = softmaxRows(z, n, k);
+  let q = rowSoftmax(z, n, k);
   for (let t = 0; t < o.steps; t++) {
     for (let j = 0; j < n * k; j++) cot[j] = q[j]! - p[j]!;
     const r = await model.inputVjp(adv, cot);
@@ -171,7 +161,7 @@ export async function tradesAttack(model: NetworkModel, x: Float32Tensor, o: { e
     const g = r.grad.data;
     for (let j = 0; j < adv.data.length; j++) adv.data[j] = adv.data[j]! + o.stepSize * Math.sign(g[j]!);
     project(adv, x, 'inf', o.eps, model.bounds);
-    if (t + 1 < o.steps) q = softmaxRows((await model.predict(adv)).data, n, k);
+    if (t + 1 < o.steps) q = rowSoftmax((await model.predict(adv)).data, n, k);
   }
   return adv;
 }
@@ -184,8 +174,8 @@ export async function tradesAttack(model: NetworkModel, x: Float32Tensor, o: { e
  */
 export function tradesCotangent(z: ArrayLike<number>, za: ArrayLike<number>, y: ArrayLike<number>, k: number, beta: number): { loss: number; cot: Float32Array } {
   const n = y.length;
-  const p = softmaxRows(z, n, k);
-  const q = softmaxRows(za, n, k);
+  const p = rowSoftmax(z, n, k);
+  const q = rowSoftmax(za, n, k);
   const cot = new Float32Array(2 * n * k);
   let loss = 0;
   for (let i = 0; i < n; i++) {

@@ -116,7 +116,7 @@ export function jpegLike(quality = 0.1, bounds: [number, number] = [0, 1]): Sque
 }
 
 /** Softmax of each row of [n, k] scores in float64 (or the scores themselves when they are probabilities already). */
-export function rowSoftmax(z: Float32Array, n: number, k: number, probs: boolean): Float64Array {
+export function rowSoftmax(z: ArrayLike<number>, n: number, k: number, probs = false): Float64Array {
   const out = new Float64Array(n * k);
   for (let i = 0; i < n; i++) {
     if (probs) {

@@ -243,7 +243,8 @@ Common options:
   --seed S                  seed of every random draw (default 0)
   --out ADV.npy             write the adversarial inputs (float32)
   --json                    print one JSON object as the last stdout line
-  --threads T, --batch-size B, --output-kind auto|logits|probs   model execution
+  --threads T, --workers W, --batch-size B, --output-kind auto|logits|probs   model execution
+                        (--workers W: W worker threads, each with T onnxruntime threads, share every batch)
 
 Attack options:
 ${Object.entries(ATTACK_OPTIONS).map(([k, o]) => `  ${`--${k}${o.spec.type === 'string' ? ' V' : ''}`.padEnd(optWidth)}  ${o.help}`).join('\n')}

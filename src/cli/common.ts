@@ -10,16 +10,18 @@ export const MODEL_FLAGS = {
   model: { type: 'string' },
   'output-kind': { type: 'string' },
   threads: { type: 'string' },
+  workers: { type: 'string' },
   'batch-size': { type: 'string' },
 } as const;
 
-/** Loads --model with --output-kind/--threads/--batch-size applied. */
+/** Loads --model with --output-kind/--threads/--workers/--batch-size applied. */
 export async function modelFromFlags(values: Record<string, unknown>, modelPath: string): Promise<OnnxModel> {
   const kind = (values['output-kind'] as string | undefined) ?? 'auto';
   if (!['auto', 'logits', 'probs'].includes(kind)) throw new BulwarkError('BULWARK_E_ARG', `--output-kind must be auto, logits or probs, got ${JSON.stringify(kind)}`);
   return loadModel(modelPath, {
     outputKind: kind as 'auto' | 'logits' | 'probs',
     threads: numberFlag(values, 'threads', 0, 0, 256, true),
+    workers: numberFlag(values, 'workers', 1, 1, 256, true),
     batchSize: numberFlag(values, 'batch-size', 256, 1, 1 << 20, true),
   });
 }

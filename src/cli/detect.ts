@@ -48,7 +48,7 @@ Options:
       --adaptive            evaluate: also run the adaptive attack
       --seed S              evaluate: seed of the attacks (default 0)
       --json                print one JSON object as the last stdout line
-      --threads T, --batch-size B, --output-kind auto|logits|probs   model execution
+      --threads T, --workers W, --batch-size B, --output-kind auto|logits|probs   model execution
 `;
 
 const SHARED = { ...MODEL_FLAGS, model: { type: 'string', short: 'm' }, json: { type: 'boolean' } } as const;

@@ -24,7 +24,8 @@ Options:
       --seed S            seed of the sample and of every attack (default 0)
       --json              print one JSON object (clean and robust accuracy, per attack, curve, flags)
       --output-kind K     auto | logits | probs (default auto)
-      --threads T         onnxruntime intra-op threads
+      --threads T         onnxruntime intra-op threads (per worker)
+      --workers W         worker threads that share every batch (data parallelism; default 1)
       --batch-size B      examples per onnxruntime run (default 256)
 
 Suites: quick (100 examples, 25 steps, 3 targets, Square 1000 queries), standard (1000 examples, 100 steps,

@@ -5,7 +5,7 @@ import { numberFlag, parseFlags, printJson, required } from './args.js';
 import { MODEL_FLAGS, inputsFromFlags, modelFromFlags } from './common.js';
 
 const HELP = `bulwark grad --model M.onnx --input X.npy --labels Y.npy --out G.npy [--loss ce|margin|dlr] [--kappa K] [--targeted]
-              [--output-kind auto|logits|probs] [--threads T] [--batch-size B] [--json]
+              [--output-kind auto|logits|probs] [--threads T] [--workers W] [--batch-size B] [--json]
 
 Writes the gradient (float32, shaped like X) of the sum over the batch of per-example losses with respect to the
 input, so each row is that example's own gradient. Untargeted losses are the ones an attack increases; with

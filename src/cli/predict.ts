@@ -2,7 +2,7 @@ import { writeNpy } from '../data/npy.js';
 import { parseFlags, printJson, required } from './args.js';
 import { MODEL_FLAGS, inputsFromFlags, modelFromFlags } from './common.js';
 
-const HELP = `bulwark predict --model M.onnx (--input X.npy | --data SPEC) --out P.npy [--output-kind auto|logits|probs] [--threads T] [--batch-size B] [--json]
+const HELP = `bulwark predict --model M.onnx (--input X.npy | --data SPEC) --out P.npy [--output-kind auto|logits|probs] [--threads T] [--workers W] [--batch-size B] [--json]
 
 Runs the model and writes its raw output (float32) to --out.`;
 

@@ -69,7 +69,8 @@ ${wrapList(gateMetrics(), '                             metrics:')}
                              (the committed fixture, else a copy cached in $BULWARK_CACHE or ~/.cache/bulwark,
                              else trained once and cached)
       --output-kind K        auto | logits | probs (default auto)
-      --threads T            onnxruntime intra-op threads
+      --threads T            onnxruntime intra-op threads (per worker)
+      --workers W            worker threads that share every batch (data parallelism; default 1)
       --batch-size B         examples per onnxruntime run (default 256)
 
 Exit codes: 0 report written and every gate passed, 1 a gate failed, 2 usage or input error.
@@ -95,6 +96,7 @@ const OPTIONS = {
   demo: { type: 'boolean' },
   'output-kind': { type: 'string' },
   threads: { type: 'string' },
+  workers: { type: 'string' },
   'batch-size': { type: 'string' },
 } as const;
 
@@ -132,6 +134,7 @@ export async function run(argv: string[]): Promise<number> {
   const seed = numberFlag(v, 'seed', 0, 0, 2 ** 31 - 1, true);
   const examples = v.examples === undefined ? undefined : numberFlag(v, 'examples', 1, 1, 1e9, true);
   const threads = v.threads === undefined ? undefined : numberFlag(v, 'threads', 0, 0, 1024, true);
+  const workers = v.workers === undefined ? undefined : numberFlag(v, 'workers', 1, 1, 256, true);
   const batchSize = v['batch-size'] === undefined ? undefined : numberFlag(v, 'batch-size', 256, 1, 1 << 20, true);
   const kind = typeof v['output-kind'] === 'string' ? v['output-kind'] : 'auto';
   if (kind !== 'auto' && kind !== 'logits' && kind !== 'probs') throw new BulwarkError('BULWARK_E_ARG', `--output-kind must be auto, logits or probs, got ${JSON.stringify(kind)}`);
@@ -164,6 +167,7 @@ export async function run(argv: string[]): Promise<number> {
       ...(eps === undefined ? (demo ? { eps: DEMO_DEFAULTS.eps } : {}) : { eps }),
       ...(examples === undefined ? {} : { examples }),
       ...(threads === undefined ? {} : { threads }),
+      ...(workers === undefined ? {} : { workers }),
       ...(batchSize === undefined ? {} : { batchSize }),
       onProgress: (e) => bar.update(e),
     });

@@ -34,6 +34,8 @@ Options:
       --seed S              seed of the weights, the example order and dropout (default 0)
       --val SPEC            evaluate on this data after every epoch, e.g. mnist:test
       --threads T           onnxruntime intra-op threads (default: onnxruntime's choice)
+      --workers W           worker threads that share every batch (data parallelism; default 1; networks with
+                            BatchNorm train on one)
       --save-npz W.npz      also write the weights as .npz (PyTorch names and layouts)
       --json                print one JSON object (the training record)
 
@@ -91,6 +93,7 @@ const OPTIONS = {
   seed: { type: 'string' },
   val: { type: 'string' },
   threads: { type: 'string' },
+  workers: { type: 'string' },
   'save-npz': { type: 'string' },
   json: { type: 'boolean' },
   dp: { type: 'boolean' },
@@ -148,6 +151,7 @@ export async function run(argv: string[]): Promise<number> {
   const seed = numberFlag(v, 'seed', 0, 0, 2 ** 32 - 1, true);
   const weightDecay = v['weight-decay'] === undefined ? undefined : numberFlag(v, 'weight-decay', 0, 0);
   const threads = v.threads === undefined ? undefined : numberFlag(v, 'threads', 0, 0, 1024, true);
+  const workers = v.workers === undefined ? undefined : numberFlag(v, 'workers', 1, 1, 256, true);
   const warmup = numberFlag(v, 'warmup', 0, 0, Infinity, true);
   const scheduleText = typeof v.schedule === 'string' ? v.schedule : 'onecycle';
   const base = {
@@ -162,6 +166,7 @@ export async function run(argv: string[]): Promise<number> {
     progress: !json,
     ...(weightDecay === undefined ? {} : { weightDecay }),
     ...(threads === undefined ? {} : { threads }),
+    ...(workers === undefined ? {} : { workers }),
   };
   resolveTrainOptions(base);
   parseSchedule(scheduleText, warmup, 1);

@@ -12,9 +12,10 @@ import { appendHead } from '../autodiff/heads.js';
 import { normalizeOpset, simplifyForGradient, toFloat64 } from '../autodiff/normalize.js';
 import { buildGradient } from '../autodiff/walker.js';
 import { batches, numBatches, type Dataset } from '../data/index.js';
-import { ELEM, type Graph } from '../onnx/ir.js';
+import { ELEM, writeModelBytes, type Graph } from '../onnx/ir.js';
 import { probeShapes } from '../runtime/probe.js';
 import { createSession, runSession, toOrt } from '../runtime/session.js';
+import { LaneSessions } from '../runtime/workers.js';
 import { BatchNorm, Dropout } from './layers.js';
 import { INPUT_NAME, OUTPUT_NAME, type Network } from './network.js';
 import { learningRate, makeOptimizer, OPTIMIZERS, SCHEDULES, type OptimizerName, type Schedule } from './optim.js';
@@ -85,18 +86,29 @@ export class TrainingSession {
   private constructor(
     readonly net: Network,
     readonly tg: TrainingGraph,
-    private readonly session: ort.InferenceSession,
+    private readonly session: ort.InferenceSession | undefined,
+    private readonly lanes: LaneSessions | undefined,
+    private readonly perExample: boolean,
   ) {}
 
   /**
    * Builds the training graph and its session.
    * @param net the network
-   * @param opts label smoothing and onnxruntime threads
+   * @param opts label smoothing, onnxruntime threads, and `workers`: worker threads that each take a share of every
+   *   batch (data parallelism; the gradients of the shares are summed). Networks with BatchNorm train on one thread,
+   *   since batch statistics of shares would differ from those of the batch.
    */
-  static async create(net: Network, opts: { labelSmoothing?: number; threads?: number; perExample?: boolean } = {}): Promise<TrainingSession> {
-    const tg = await buildTrainingGraph(net, { ...(opts.labelSmoothing === undefined ? {} : { labelSmoothing: opts.labelSmoothing }), perExample: opts.perExample ?? false });
+  static async create(net: Network, opts: { labelSmoothing?: number; threads?: number; perExample?: boolean; workers?: number } = {}): Promise<TrainingSession> {
+    const perExample = opts.perExample ?? false;
+    const tg = await buildTrainingGraph(net, { ...(opts.labelSmoothing === undefined ? {} : { labelSmoothing: opts.labelSmoothing }), perExample });
+    const workers = opts.workers ?? 1;
+    if (!Number.isInteger(workers) || workers < 1 || workers > 256) throw new BulwarkError('BULWARK_E_ARG', `workers must be an integer in [1, 256], got ${opts.workers}`);
+    if (workers > 1 && tg.norms.length === 0) {
+      const lanes = await LaneSessions.create(writeModelBytes(tg.graph), workers, opts.threads || 1);
+      return new TrainingSession(net, tg, undefined, lanes, perExample);
+    }
     const session = await createSession(tg.graph, opts.threads === undefined ? {} : { threads: opts.threads });
-    return new TrainingSession(net, tg, session);
+    return new TrainingSession(net, tg, session, undefined, perExample);
   }
 
   /**
@@ -105,12 +117,54 @@ export class TrainingSession {
    */
   async step(x: Float32Tensor, y: ArrayLike<number>, rng: Rng): Promise<StepResult> {
     const n = x.shape[0]!;
-    const feeds: Record<string, ort.Tensor> = { [INPUT_NAME]: toOrt(ELEM.FLOAT, x.data, x.shape), [this.tg.labels]: int64Labels(y) };
-    for (const p of this.net.params()) feeds[p.name] = toOrt(ELEM.FLOAT, p.data, p.shape);
-    for (const d of this.tg.dropouts) feeds[d.maskInput] = toOrt(ELEM.FLOAT, d.makeMask(n, rng), [n, ...d.maskShape]);
     const params = this.net.params();
+    const masks = this.tg.dropouts.map((d) => d.makeMask(n, rng));
     const fetch = [this.tg.loss, this.tg.logits, ...params.map((p) => this.tg.grads.get(p.name)!), ...this.tg.norms.flatMap((b) => [b.meanOutput, b.varOutput])];
-    const out = await runSession(this.session, feeds, fetch);
+    const feedsFor = (s: number, e: number): Record<string, ort.Tensor> => {
+      const row = sizeOf(x.shape.slice(1));
+      const feeds: Record<string, ort.Tensor> = {
+        [INPUT_NAME]: toOrt(ELEM.FLOAT, x.data.subarray(s * row, e * row), [e - s, ...x.shape.slice(1)]),
+        [this.tg.labels]: int64Labels(Array.prototype.slice.call(y, s, e) as number[]),
+      };
+      for (const p of params) feeds[p.name] = toOrt(ELEM.FLOAT, p.data, p.shape);
+      this.tg.dropouts.forEach((d, k) => {
+        const per = d.maskShape.reduce((a, v) => a * v, 1);
+        feeds[d.maskInput] = toOrt(ELEM.FLOAT, masks[k]!.subarray(s * per, e * per), [e - s, ...d.maskShape]);
+      });
+      return feeds;
+    };
+    if (this.lanes && n >= 2) {
+      const count = Math.min(this.lanes.count, n);
+      const cuts = Array.from({ length: count + 1 }, (_, i) => Math.round((i * n) / count));
+      const parts = await Promise.all(Array.from({ length: count }, (_, i) => this.lanes!.run(feedsFor(cuts[i]!, cuts[i + 1]!), fetch, i)));
+      const cat = (name: string) => {
+        const arrays = parts.map((r) => r[name]!.data as Float32Array);
+        const out = new Float32Array(arrays.reduce((a, v) => a + v.length, 0));
+        let off = 0;
+        for (const a of arrays) {
+          out.set(a, off);
+          off += a.length;
+        }
+        return out;
+      };
+      const sum = (name: string) => {
+        const out = Float32Array.from(parts[0]![name]!.data as Float32Array);
+        for (const r of parts.slice(1)) {
+          const d = r[name]!.data as Float32Array;
+          for (let i = 0; i < out.length; i++) out[i]! += d[i]!;
+        }
+        return out;
+      };
+      return {
+        loss: cat(this.tg.loss),
+        logits: cat(this.tg.logits),
+        // Per-example gradients stack along the batch; batch gradients (sums over examples) add up.
+        grads: params.map((p) => (this.perExample ? cat : sum)(this.tg.grads.get(p.name)!)),
+      };
+    }
+    const out = this.session
+      ? await runSession(this.session, feedsFor(0, n), fetch)
+      : await this.lanes!.run(feedsFor(0, n), fetch, 0);
     for (const bn of this.tg.norms) bn.updateRunning(out[bn.meanOutput]!.data as Float32Array, out[bn.varOutput]!.data as Float32Array, bn.countPerChannel(n));
     return {
       loss: out[this.tg.loss]!.data as Float32Array,
@@ -121,7 +175,8 @@ export class TrainingSession {
 
   /** Releases the onnxruntime session. */
   async release(): Promise<void> {
-    await this.session.release();
+    await this.session?.release();
+    await this.lanes?.release();
   }
 }
 
@@ -252,8 +307,10 @@ export interface TrainOptions {
   seed?: number;
   /** Evaluated after every epoch. */
   validation?: Dataset;
-  /** onnxruntime intra-op threads; default onnxruntime's choice. */
+  /** onnxruntime intra-op threads (per worker); default onnxruntime's choice. */
   threads?: number;
+  /** Worker threads sharing every batch (data parallelism; see TrainingSession.create); default 1. */
+  workers?: number;
   /** Called after every step and every epoch. */
   onProgress?: (e: TrainEvent) => void;
   /** Draw a progress bar on stderr when it is a TTY; default true. */
@@ -284,7 +341,7 @@ export interface TrainResult {
 }
 
 /** Train options with every default filled in. */
-export type ResolvedTrainOptions = Required<Omit<TrainOptions, 'validation' | 'onProgress' | 'threads' | 'weightDecay'>> & Pick<TrainOptions, 'validation' | 'onProgress' | 'threads' | 'weightDecay'>;
+export type ResolvedTrainOptions = Required<Omit<TrainOptions, 'validation' | 'onProgress' | 'threads' | 'weightDecay' | 'workers'>> & Pick<TrainOptions, 'validation' | 'onProgress' | 'threads' | 'weightDecay' | 'workers'>;
 
 /**
  * Fills defaults and validates the options (the CLI calls this before loading data).
@@ -310,6 +367,7 @@ export function resolveTrainOptions(opts: TrainOptions): ResolvedTrainOptions {
     ...(opts.validation ? { validation: opts.validation } : {}),
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
     ...(opts.threads === undefined ? {} : { threads: intAtLeast('threads', opts.threads, 0) }),
+    ...(opts.workers === undefined ? {} : { workers: intAtLeast('workers', opts.workers, 1) }),
   };
   if (!(r.lr > 0 && Number.isFinite(r.lr))) throw new BulwarkError('BULWARK_E_ARG', `learning rate must be a positive number, got ${r.lr}`);
   if (!(OPTIMIZERS as readonly string[]).includes(r.optimizer)) throw new BulwarkError('BULWARK_E_ARG', `unknown optimizer ${JSON.stringify(r.optimizer)}; use one of ${OPTIMIZERS.join(', ')}`);
@@ -342,7 +400,7 @@ export async function train(net: Network, data: Dataset, opts: TrainOptions): Pr
   const valY = o.validation ? checkLabelled(net, o.validation, 'validation data') : undefined;
   const threads = o.threads === undefined ? {} : { threads: o.threads };
   const started = performance.now();
-  const session = await TrainingSession.create(net, { labelSmoothing: o.labelSmoothing, ...threads });
+  const session = await TrainingSession.create(net, { labelSmoothing: o.labelSmoothing, ...threads, ...(o.workers === undefined ? {} : { workers: o.workers }) });
   const evalSession = o.validation ? await EvalSession.create(net, threads) : undefined;
   const params = net.params();
   const optimizer = makeOptimizer(o.optimizer, params, { lr: o.lr, momentum: o.momentum, nesterov: o.nesterov, ...(o.weightDecay === undefined ? {} : { weightDecay: o.weightDecay }) });
@@ -409,8 +467,8 @@ export async function train(net: Network, data: Dataset, opts: TrainOptions): Pr
  * @param opts onnxruntime threads, timed iterations (default 20), warm-up iterations (default 3)
  * @returns milliseconds per step
  */
-export async function trainStepTimer(net: Network, x: Float32Tensor, y: ArrayLike<number>, opts: { threads?: number; iters?: number; warmup?: number } = {}): Promise<number> {
-  const session = await TrainingSession.create(net, opts.threads === undefined ? {} : { threads: opts.threads });
+export async function trainStepTimer(net: Network, x: Float32Tensor, y: ArrayLike<number>, opts: { threads?: number; workers?: number; iters?: number; warmup?: number } = {}): Promise<number> {
+  const session = await TrainingSession.create(net, { ...(opts.threads === undefined ? {} : { threads: opts.threads }), ...(opts.workers === undefined ? {} : { workers: opts.workers }) });
   const optimizer = makeOptimizer('sgd', net.params(), { lr: 0.01, momentum: 0.9 });
   const rng = new Rng(0);
   const n = x.shape[0]!;

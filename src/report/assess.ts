@@ -87,6 +87,8 @@ export interface AssessmentOptions {
   demo?: boolean;
   outputKind?: 'auto' | OutputKind;
   threads?: number;
+  /** Worker threads sharing every batch (see LoadOptions.workers). */
+  workers?: number;
   batchSize?: number;
   /** Section providers; default {@link SECTION_PROVIDERS} (or those `only` names). */
   sections?: readonly SectionProvider[];
@@ -154,7 +156,7 @@ export async function runAssessment(opts: AssessmentOptions): Promise<Report> {
   if (opts.examples !== undefined && (!Number.isInteger(opts.examples) || opts.examples < 1)) throw new BulwarkError('BULWARK_E_ARG', `--examples must be an integer >= 1, got ${opts.examples}`);
   parseDataSpec(opts.data);
   const bytes = readFileChecked(opts.model, '--model');
-  const model = await loadModel(opts.model, { outputKind: opts.outputKind ?? 'auto', ...(opts.threads === undefined ? {} : { threads: opts.threads }), ...(opts.batchSize === undefined ? {} : { batchSize: opts.batchSize }) });
+  const model = await loadModel(opts.model, { outputKind: opts.outputKind ?? 'auto', ...(opts.threads === undefined ? {} : { threads: opts.threads }), ...(opts.workers === undefined ? {} : { workers: opts.workers }), ...(opts.batchSize === undefined ? {} : { batchSize: opts.batchSize }) });
   try {
     const ds = await loadData(opts.data);
     const labels = checkData(model, ds.x, ds.y, `--data ${opts.data}`);

@@ -78,6 +78,19 @@ test('grad writes the per-example input gradient that PyTorch computed', () => {
   assert.ok(fs.statSync(out).size > 6 * 784 * 4);
 });
 
+test('grad --workers 2 writes the same gradient as one thread; --workers 0 is refused', async () => {
+  const { readNpy } = await import('../../src/data/npy.js');
+  const outs = ['1', '2'].map((w) => {
+    const out = path.join(tmp, `g_w${w}.npy`);
+    const r = cli('grad', '--model', good.m, '--input', good.x, '--labels', good.y, '--out', out, '--workers', w, '--batch-size', '4');
+    assert.equal(r.code, 0, r.stderr);
+    return readNpy(out).data as Float32Array;
+  });
+  assert.ok(outs[0]!.some((v) => v !== 0));
+  assert.deepEqual(outs[1], outs[0]);
+  assertUserError(cli('grad', '--model', good.m, '--input', good.x, '--labels', good.y, '--out', path.join(tmp, 'g_w0.npy'), '--workers', '0'), 'BULWARK_E_ARG', /--workers/);
+});
+
 test('a missing or malformed data file names the flag it was given under, for every command', () => {
   const none = path.join(tmp, 'none.npz');
   const m = /--data: npz file: no such file: .*none\.npz/;

@@ -86,3 +86,29 @@ test('CLI: bad arch, epochs 0 and batch size 0 fail with clear codes', async () 
   assert.equal(r.code, 2);
   assert.match(r.err, /BULWARK_E_ARCH: unknown architecture "lenet-9000"/);
 });
+
+test('training on worker lanes: a batch split over 2 workers gives the batch gradients of one session', async () => {
+  const { TrainingSession } = await import('../../src/nn/train.js');
+  const { Rng } = await import('../../src/core/rng.js');
+  const { maxAbsDiff, relL2 } = await import('../helpers.js');
+  const data = await loadData('mnist:train[0:37]');
+  for (const [arch, perExample] of [['conv:6x3p1,relu,maxpool:2,dropout:0.3,flatten,dense:10', false], ['conv:4x3p1,relu,maxpool:2,flatten,dense:10', true], ['conv:4x3p1,bn,relu,maxpool:2,flatten,dense:10', false]] as const) {
+    const results = [];
+    for (const workers of [1, 2]) {
+      const net = buildArch(arch, { seed: 3 });
+      const s = await TrainingSession.create(net, { threads: 1, workers, perExample });
+      results.push({ r: await s.step(data.x, data.y!, new Rng(5)), state: net.state().map((p) => Array.from(p.data)) });
+      await s.release();
+    }
+    const [one, two] = results;
+    assert.ok(maxAbsDiff(one!.r.loss, two!.r.loss) < 1e-5, `${arch}: losses differ`);
+    assert.ok(maxAbsDiff(one!.r.logits, two!.r.logits) < 1e-5, `${arch}: logits differ`);
+    one!.r.grads.forEach((g, k) => {
+      assert.equal(two!.r.grads[k]!.length, g.length, `${arch}: gradient ${k} size`);
+      assert.ok(g.some((v) => v !== 0));
+      assert.ok(relL2(two!.r.grads[k]!, g) < 1e-5, `${arch}: gradient ${k} differs by ${relL2(two!.r.grads[k]!, g)}`);
+    });
+    // BatchNorm running statistics are updated the same (that network stays on one session).
+    assert.deepEqual(two!.state, one!.state);
+  }
+});

@@ -101,3 +101,42 @@ test('keepPooledConvsNchw: the pooled first conv gets its kernel through a run-t
   assert.ok(plain.some((v) => v !== 0));
   assert.equal(maxAbsDiff(plain, await run(keepPooledConvsNchw(small, 'input', ELEM.FLOAT))), 0);
 });
+
+test('worker lanes: the same results as the calling thread, queries counted once, clear errors', async () => {
+  const { loadData } = await import('../../src/data/spec.js');
+  const ds = await loadData('mnist:test[0:300]');
+  const onnx = path.join(repoRoot, 'fixtures', 'models', 'mnist-cnn-small.onnx');
+  const main = await loadModel(onnx, { threads: 1, batchSize: 128 });
+  const lanes = await loadModel(onnx, { threads: 1, batchSize: 128, workers: 2 });
+  const a = await main.lossAndGradient(ds.x, ds.y!);
+  const b = await lanes.lossAndGradient(ds.x, ds.y!);
+  assert.ok(a.grad.data.some((v) => v !== 0));
+  assert.ok(maxAbsDiff(a.grad.data, b.grad.data) < 1e-6, `gradients differ by ${maxAbsDiff(a.grad.data, b.grad.data)}`);
+  assert.ok(maxAbsDiff(a.loss, b.loss) < 1e-6);
+  assert.deepEqual(b.grad.shape, [300, 1, 28, 28]);
+  assert.ok(maxAbsDiff((await main.predict(ds.x)).data, (await lanes.predict(ds.x)).data) < 1e-6);
+  const pa = await main.parameterGradients(ds.x, ds.y!);
+  const pb = await lanes.parameterGradients(ds.x, ds.y!);
+  for (const [k, g] of pa.grads) assert.ok(relL2(pb.grads.get(k)!, g) < 1e-6, k);
+  assert.equal(lanes.queries, main.queries);
+  await main.dispose();
+  await lanes.dispose();
+  for (const workers of [0, 1.5, 1000]) {
+    await assert.rejects(loadModel(onnx, { workers }), (e: unknown) => e instanceof BulwarkError && e.code === 'BULWARK_E_ARG' && /workers/.test(e.message));
+  }
+  // A graph that fails at run time inside a worker: the error comes back coded, and the lane stays usable.
+  const { LaneSessions } = await import('../../src/runtime/workers.js');
+  const { emptyGraph, writeModelBytes, ELEM } = await import('../../src/onnx/ir.js');
+  const { GraphBuilder } = await import('../../src/onnx/builder.js');
+  const { toOrt } = await import('../../src/runtime/session.js');
+  const g = emptyGraph({ name: 'reshape', inputs: [{ name: 'x', elemType: ELEM.FLOAT, shape: [null, 4] }] });
+  const gb = new GraphBuilder(g);
+  const out = gb.reshape('x', gb.int64([5, -1]));
+  g.outputs.push({ name: out, elemType: ELEM.FLOAT, shape: null });
+  const s = await LaneSessions.create(writeModelBytes(g), 2, 1);
+  await assert.rejects(s.run({ x: toOrt(ELEM.FLOAT, new Float32Array(12), [3, 4]) }, [out], 1), (e: unknown) => e instanceof BulwarkError && e.code === 'BULWARK_E_RUNTIME');
+  const ok = await s.run({ x: toOrt(ELEM.FLOAT, Float32Array.from({ length: 20 }, (_, i) => i), [5, 4]) }, [out], 1);
+  assert.deepEqual([...ok[out]!.dims], [5, 4]);
+  assert.equal((ok[out]!.data as Float32Array)[19], 19);
+  await s.release();
+});

@@ -288,7 +288,7 @@ export async function robustTrain(net: Network, data: Dataset, opts: RobustTrain
   const started = performance.now();
   const model = new NetworkModel(net, threads);
   const ibp = adv === 'ibp' ? await IbpSession.create(net, threads) : undefined;
-  const session = adv === 'trades' || adv === 'ibp' ? undefined : await TrainingSession.create(net, { labelSmoothing: o.labelSmoothing, ...threads });
+  const session = adv === 'trades' || adv === 'ibp' ? undefined : await TrainingSession.create(net, { labelSmoothing: o.labelSmoothing, ...threads, ...(o.workers === undefined ? {} : { workers: o.workers }) });
   const vjp = adv === 'trades' ? await VjpTrainer.create(net, threads) : undefined;
   const optimizer = makeOptimizer(o.optimizer, net.params(), { lr: o.lr, momentum: o.momentum, nesterov: o.nesterov, ...(o.weightDecay === undefined ? {} : { weightDecay: o.weightDecay }) });
   const n = train.x.shape[0]!;

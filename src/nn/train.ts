@@ -12,9 +12,9 @@ import { appendHead } from '../autodiff/heads.js';
 import { normalizeOpset, simplifyForGradient, toFloat64 } from '../autodiff/normalize.js';
 import { buildGradient } from '../autodiff/walker.js';
 import { batches, numBatches, type Dataset } from '../data/index.js';
-import { ELEM, writeModelBytes, type Graph } from '../onnx/ir.js';
+import { ELEM, type Graph } from '../onnx/ir.js';
 import { probeShapes } from '../runtime/probe.js';
-import { createSession, runSession, toOrt } from '../runtime/session.js';
+import { createSession, runSession, sessionBytes, toOrt } from '../runtime/session.js';
 import { LaneSessions } from '../runtime/workers.js';
 import { BatchNorm, Dropout } from './layers.js';
 import { INPUT_NAME, OUTPUT_NAME, type Network } from './network.js';
@@ -104,7 +104,7 @@ export class TrainingSession {
     const workers = opts.workers ?? 1;
     if (!Number.isInteger(workers) || workers < 1 || workers > 256) throw new BulwarkError('BULWARK_E_ARG', `workers must be an integer in [1, 256], got ${opts.workers}`);
     if (workers > 1 && tg.norms.length === 0) {
-      const lanes = await LaneSessions.create(writeModelBytes(tg.graph), workers, opts.threads || 1);
+      const lanes = await LaneSessions.create(await sessionBytes(tg.graph), workers, opts.threads || 1);
       return new TrainingSession(net, tg, undefined, lanes, perExample);
     }
     const session = await createSession(tg.graph, opts.threads === undefined ? {} : { threads: opts.threads });

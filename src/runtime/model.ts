@@ -5,11 +5,11 @@ import { appendHead, headKey, type HeadSpec } from '../autodiff/heads.js';
 import { normalizeOpset, simplifyForGradient, toFloat64 } from '../autodiff/normalize.js';
 import { buildGradient } from '../autodiff/walker.js';
 import { gradientSupport } from '../autodiff/registry.js';
-import { ELEM, cloneGraph, readModel, realInputs, topoSort, writeModelBytes, type Graph } from '../onnx/ir.js';
+import { ELEM, cloneGraph, readModel, realInputs, topoSort, type Graph } from '../onnx/ir.js';
 import { GraphBuilder } from '../onnx/builder.js';
 import { attrNum } from '../onnx/ir.js';
 import { probeShapes } from './probe.js';
-import { createSession, runSession, toOrt } from './session.js';
+import { createSession, runSession, sessionBytes, toOrt } from './session.js';
 import { LaneSessions } from './workers.js';
 
 export type OutputKind = 'logits' | 'probs';
@@ -66,7 +66,7 @@ interface Runner {
 
 async function makeRunner(graph: Graph, threads: number, workers: number): Promise<Runner> {
   if (workers > 1) {
-    const lanes = await LaneSessions.create(writeModelBytes(graph), workers, threads === 0 ? 1 : threads);
+    const lanes = await LaneSessions.create(await sessionBytes(graph), workers, threads === 0 ? 1 : threads);
     return { run: (f, o, lane) => lanes.run(f, o, lane), release: () => lanes.release() };
   }
   const session = await createSession(graph, { threads });

@@ -3,6 +3,7 @@ import { sizeOf } from '../core/tensor.js';
 import { ELEM, realInputs, cloneGraph, topoSort, type Graph } from '../onnx/ir.js';
 import type { ShapeMap } from '../onnx/shapes.js';
 import { createSession, runSession, toOrt } from './session.js';
+import { nchwcBlockSize } from './nchwc.js';
 
 /**
  * Finds the shape and type of every value in a graph by running it twice, with every free input dimension set
@@ -11,6 +12,9 @@ import { createSession, runSession, toOrt } from './session.js';
  * @param fixedDims overrides for free input dims (input name -> dims), for models whose free dims are not batch-like
  */
 export async function probeShapes(g: Graph, fixedDims: Record<string, number[]> = {}): Promise<ShapeMap> {
+  // Gradient rules read the blocked-kernel width (nchwcBlock) when choosing a form; shapes are probed before every
+  // gradient pass, so the one-time probe of that width happens here.
+  await nchwcBlockSize();
   const probe = cloneGraph(g);
   const outputs = new Set(probe.outputs.map((o) => o.name));
   for (const n of probe.nodes) {

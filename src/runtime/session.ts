@@ -2,6 +2,7 @@ import * as ort from 'onnxruntime-node';
 import { BulwarkError } from '../core/errors.js';
 import type { Tensor, TypedArray, DType } from '../core/tensor.js';
 import { ELEM, writeModelBytes, type Graph } from '../onnx/ir.js';
+import { nchwcBlockSize, nchwcWeightInputConvs } from './nchwc.js';
 
 /** Options of the onnxruntime sessions Bulwark creates. */
 export interface SessionOptions {
@@ -16,9 +17,17 @@ export function setDefaultThreads(n: number): void {
   defaultThreads = n;
 }
 
+/**
+ * The bytes a session is created from: convolutions whose kernels are graph inputs (training graphs) are moved onto
+ * onnxruntime's blocked kernels when the CPU has them (see ./nchwc.ts).
+ */
+export async function sessionBytes(g: Graph): Promise<Uint8Array> {
+  return writeModelBytes(nchwcWeightInputConvs(g, await nchwcBlockSize()));
+}
+
 /** Creates an onnxruntime session for a Graph (or ONNX bytes), with Bulwark's defaults. */
 export async function createSession(model: Graph | Uint8Array, opts: SessionOptions = {}): Promise<ort.InferenceSession> {
-  const bytes = model instanceof Uint8Array ? model : writeModelBytes(model);
+  const bytes = model instanceof Uint8Array ? model : await sessionBytes(model);
   const threads = opts.threads ?? defaultThreads;
   try {
     return await ort.InferenceSession.create(bytes, {

@@ -1,3 +1,4 @@
+import { ELEM } from '../../onnx/ir.js';
 import type { RuleContext, RuleTable } from '../context.js';
 
 /** Static geometry of a convolution or pooling window, auto_pad resolved to explicit pads. */
@@ -120,6 +121,17 @@ function flippedKernel(c: RuleContext, wt: string, wd: number[], group: number):
   return b.node('Slice', [swapped, b.int64(axes.map(() => -1)), b.int64(axes.map(() => -(2 ** 62))), b.int64(axes), b.int64(axes.map(() => -1))]);
 }
 
+let blockedConvWidth = 0;
+
+/**
+ * Tells the Conv rule that the runtime moves convolutions with computed kernels onto blocked (NCHWc) kernels of this
+ * channel width (runtime/nchwc.ts); 0 when it does not. Then the input gradient of a kernel fed as a graph input is a
+ * Conv with the flipped kernel as well, which those kernels run faster than ConvTranspose.
+ */
+export function setBlockedConvWidth(n: number): void {
+  blockedConvWidth = n;
+}
+
 export const convRules: RuleTable = {
   // dX = ConvTranspose(dY, W) cut to X's extent; dW = conv of X with dY; dB = Σ dY over batch and space
   Conv: (c) => {
@@ -140,9 +152,14 @@ export const convRules: RuleTable = {
       // convolution path. A kernel fed as a graph input (training) gets no such path: there ConvTranspose, one GEMM and
       // a col2im per example, is faster than a Conv that flips the kernel at every run.
       const constKernel = c.constValue(wt) !== undefined;
-      if (constKernel && c.dims(x)[1]! / group >= 8 && w.strides.every((s) => s === 1) && w.padsBegin.every((p, i) => p <= fullPad[i]!) && w.padsEnd.every((p, i) => p <= fullPad[i]!)) {
+      const bw = blockedConvWidth;
+      const blocked = !constKernel && bw > 0 && group === 1 && n === 2 && wd[0]! % bw === 0 && wd[1]! % bw === 0 && c.elemType(wt) === ELEM.FLOAT;
+      if ((constKernel ? c.dims(x)[1]! / group >= 8 : blocked) && w.strides.every((s) => s === 1) && w.padsBegin.every((p, i) => p <= fullPad[i]!) && w.padsEnd.every((p, i) => p <= fullPad[i]!)) {
         const pads = [...w.padsBegin.map((p, i) => fullPad[i]! - p), ...w.padsEnd.map((p, i) => fullPad[i]! - p)];
-        dx = b.node('Conv', [dY, flippedKernel(c, wt, wd, group)], { dilations: w.dilations, group, pads, kernel_shape: kernel });
+        const flipped = flippedKernel(c, wt, wd, group);
+        // Declared shape: the runtime pass that moves computed kernels onto blocked convolutions reads it.
+        if (!constKernel) b.graph.valueInfo.set(flipped, { name: flipped, elemType: ELEM.FLOAT, shape: [wd[1]! * group, wd[0]! / group, ...wd.slice(2)] });
+        dx = b.node('Conv', [dY, flipped], { dilations: w.dilations, group, pads, kernel_shape: kernel });
       } else {
         // End pads crop what lies past the input's extent (no Slice follows); a result that falls short is zero-padded.
         const full = outSpatial.map((o, i) => (o - 1) * w.strides[i]! + (kernel[i]! - 1) * w.dilations[i]! + 1 - w.padsBegin[i]!);

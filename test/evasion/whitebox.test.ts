@@ -131,3 +131,28 @@ test('attacks are deterministic from the seed', async () => {
   assert.deepEqual(p1.adversarial.data, p2.adversarial.data);
   assert.deepEqual(p1.extras['positions'], p2.extras['positions']);
 });
+
+test('the one-pass L∞ PGD step equals the sign step followed by the projection, bit for bit', async () => {
+  const { signStepLinf } = await import('../../src/evasion/whitebox/pgd.js');
+  const { ascentDirection } = await import('../../src/evasion/whitebox/common.js');
+  const { project } = await import('../../src/evasion/geometry.js');
+  const { Rng } = await import('../../src/core/rng.js');
+  const rng = new Rng(12);
+  const n = 5;
+  const d = 97;
+  // Inputs at the box edges, gradients with exact zeros, a start already at the ball's edge.
+  const x0 = Float32Array.from({ length: n * d }, (_, i) => (i % 7 === 0 ? 0 : i % 11 === 0 ? 1 : rng.next()));
+  const cur = Float32Array.from(x0, (v, i) => Math.min(1, Math.max(0, v + (i % 3 === 0 ? 0.3 : rng.uniform(-0.3, 0.3)))));
+  const g = Float32Array.from({ length: n * d }, (_, i) => (i % 5 === 0 ? 0 : rng.uniform(-1, 1)));
+  const shape = [n, d];
+  for (const [step, eps] of [[0.01, 0.3], [0.07, 0.1], [0.5, 0.05]] as const) {
+    const a = Float32Array.from(cur);
+    const b = Float32Array.from(cur);
+    signStepLinf(a, g, x0, step, eps, 0, 1);
+    const dir = ascentDirection({ data: g, shape, dtype: 'float32' }, 'inf', new Float32Array(n * d));
+    for (let j = 0; j < b.length; j++) b[j] = b[j]! + step * dir[j]!;
+    project({ data: b, shape, dtype: 'float32' }, { data: x0, shape, dtype: 'float32' }, 'inf', eps, [0, 1]);
+    assert.deepEqual(a, b);
+    assert.ok(a.some((v, j) => v !== cur[j]));
+  }
+});

@@ -6,6 +6,22 @@ import { defineAttack } from '../runner.js';
 import type { AttackContext, AttackDefinition, CommonOptions } from '../types.js';
 import { ascentDirection, ctxTargetsForSuccess, objective, randomStartRows, successOnLogits, type AttackLoss } from './common.js';
 
+/**
+ * x ← clip(x + a·sign(g), max(lo, x0 − eps), min(hi, x0 + eps)) in place: an L∞ PGD step and its projection in one
+ * pass over the batch (the attack's per-step JavaScript work, serial beside onnxruntime's threads).
+ */
+export function signStepLinf(x: Float32Array, g: Float32Array, x0: Float32Array, a: number, eps: number, lo: number, hi: number): void {
+  for (let j = 0; j < x.length; j++) {
+    const gj = g[j]!;
+    // Stored to float32 between the step and the clamp, as the two-pass form does.
+    x[j] = x[j]! + a * (gj > 0 ? 1 : gj < 0 ? -1 : 0);
+    const v = x[j]!;
+    const below = Math.max(lo, x0[j]! - eps);
+    const above = Math.min(hi, x0[j]! + eps);
+    x[j] = v < below ? below : v > above ? above : v;
+  }
+}
+
 /** Step-size schedules of {@link pgd}: a_t for step t of T. */
 export type StepSchedule = 'constant' | 'cosine' | 'linear';
 
@@ -118,6 +134,11 @@ export async function pgdCraft(ctx: AttackContext<PgdOptions>): Promise<Float32T
         }
       }
       const step = scheduledStep(a, t, o.steps, o.schedule);
+      if (threat.norm === 'inf') {
+        // One pass: the sign step and the L∞ ∩ box projection (the same float operations as the general path).
+        signStepLinf(cur.data, obj.grad.data, xs.data, step, eps, bounds[0], bounds[1]);
+        continue;
+      }
       const dir = ascentDirection(obj.grad, threat.norm, new Float32Array(cur.data.length), { q: o.l1Quantile, x: cur.data, bounds });
       for (let j = 0; j < cur.data.length; j++) cur.data[j] = cur.data[j]! + step * dir[j]!;
       project(cur, xs, threat.norm, eps, bounds);

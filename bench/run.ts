@@ -82,6 +82,15 @@ async function bulwarkSide(onnxPath: string, threads: number, x: Float32Tensor, 
 
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
 
+/** Cores kept busy (by any process) over `ms` milliseconds, from the kernel's per-CPU time counters. */
+async function busyCores(ms: number): Promise<number> {
+  const total = () => os.cpus().reduce((a, c) => ({ busy: a.busy + c.times.user + c.times.nice + c.times.sys + c.times.irq, all: a.all + c.times.user + c.times.nice + c.times.sys + c.times.irq + c.times.idle }), { busy: 0, all: 0 });
+  const a = total();
+  await new Promise((r) => setTimeout(r, ms));
+  const b = total();
+  return b.all > a.all ? ((b.busy - a.busy) / (b.all - a.all)) * os.cpus().length : 0;
+}
+
 /**
  * glibc settings for the PyTorch side: with the defaults, every iteration returns its large temporaries (im2col
  * buffers of tens of MB) to the system and faults them back in, which made PyTorch's times vary by 35% from run to run
@@ -165,6 +174,7 @@ async function main() {
     return;
   }
   const loadBefore = os.loadavg();
+  const othersBefore = await busyCores(3000);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bulwark-bench-'));
   const net = buildArch('cnn-small', { seed: 0 });
   const onnxPath = path.join(tmp, 'cnn-small.onnx');
@@ -209,7 +219,9 @@ async function main() {
   const loadAfter = os.loadavg();
   const machine = `${cpu}, ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`;
   const load = (l: number[]) => l.map((v) => v.toFixed(2)).join(' / ');
-  const busy = Math.max(loadBefore[0]!, loadAfter[0]!) > os.cpus().length;
+  // The load average lags (and at the end counts the bench's own threads): the machine counts as busy when other
+  // processes kept more than half a core busy over the 3 s sampled before the bench started.
+  const busy = othersBefore > 0.5;
   const date = new Date().toISOString().slice(0, 10);
   writeSection('engine', `## Engine: cnn-small, batch ${BATCH}
 
@@ -221,14 +233,14 @@ keep its memory (bench/run.ts TORCH_ENV): with the defaults it is slower and err
 1 thread across runs, against a steady 62 ms).
 
 - Date: ${date}; machine: ${machine}
-- Load average (1 / 5 / 15 min) at the start: ${load(loadBefore)}; at the end: ${load(loadAfter)}.
+- Load average (1 / 5 / 15 min) at the start: ${load(loadBefore)}; at the end: ${load(loadAfter)}; cores busy in the 3 s before the start: ${othersBefore.toFixed(2)}.
 - Bulwark: onnxruntime-node (CPU provider), graph optimization 'all'
 - PyTorch: ${torchInfo['torch']} (Debian python3-torch), BLAS: ${String(torchInfo['blas'] ?? 'see bench/torch_bench.py')}
 - Model: cnn-small (conv 32 3x3, maxpool, conv 64 3x3, maxpool, dense 128, dense 10), MNIST test images
 - GFLOP/s counts ${(FWD_FLOPS / 1e6).toFixed(2)} MFLOP per image forward, x2 for forward + input gradient and x3
   for a training step (the usual estimate); peak is onnxruntime's float32 1024x1024 MatMul on the same threads.
 ${busy ? `
-**Recorded on a loaded machine** (load average above the ${os.cpus().length} cores): every time is inflated several-fold
+**Recorded on a loaded machine** (other processes kept ${othersBefore.toFixed(1)} of the ${os.cpus().length} cores busy before the start): times are inflated
 and unevenly, PyTorch's OpenMP threads (which spin-wait) losing most under oversubscription, above all at 2 threads.
 These speed-ups are not quiet-machine figures; rerun \`BENCH_ONLY=engine node dist/bench/run.js\` on a quiet machine.
 ` : ''}

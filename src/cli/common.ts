@@ -1,4 +1,4 @@
-import { BulwarkError } from '../core/errors.js';
+import { BulwarkError, namingFlag, namingFlagSync } from '../core/errors.js';
 import type { Float32Tensor, Tensor } from '../core/tensor.js';
 import { readNpy } from '../data/npy.js';
 import { loadData, type Dataset } from '../data/spec.js';
@@ -24,32 +24,6 @@ export async function modelFromFlags(values: Record<string, unknown>, modelPath:
     workers: numberFlag(values, 'workers', 1, 1, 256, true),
     batchSize: numberFlag(values, 'batch-size', 256, 1, 1 << 20, true),
   });
-}
-
-/**
- * Runs `load` and prefixes the flag to the message of any BulwarkError it throws (code, hint and details kept),
- * so a missing or malformed file reads "--data: npz file: no such file: x.npz". Messages that already start with
- * the flag are left alone.
- */
-export async function namingFlag<T>(flag: string, load: () => T | Promise<T>): Promise<T> {
-  try {
-    return await load();
-  } catch (e) {
-    throw flagError(flag, e);
-  }
-}
-
-function namingFlagSync<T>(flag: string, load: () => T): T {
-  try {
-    return load();
-  } catch (e) {
-    throw flagError(flag, e);
-  }
-}
-
-function flagError(flag: string, e: unknown): unknown {
-  if (!(e instanceof BulwarkError) || e.message.startsWith(`${flag}:`) || e.message.startsWith(`${flag} `)) return e;
-  return new BulwarkError(e.code, `${flag}: ${e.message}`, { hint: e.hint, ...(e.details ? { details: e.details } : {}), cause: e });
 }
 
 /** Loads a data spec given under `flag` (default --data); errors from the spec or its files name the flag. */

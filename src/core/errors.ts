@@ -106,6 +106,33 @@ export function check(cond: unknown, code: ErrorCode, message: string | (() => s
   if (!cond) throw new BulwarkError(code, typeof message === 'function' ? message() : message, hint === undefined ? {} : { hint });
 }
 
+/**
+ * Runs `load` and prefixes `flag` to the message of any BulwarkError it throws (code, hint and details kept), so a
+ * missing or malformed file reads "--data: npz file: no such file: x.npz". Messages that already start with the flag
+ * are left alone.
+ */
+export async function namingFlag<T>(flag: string, load: () => T | Promise<T>): Promise<T> {
+  try {
+    return await load();
+  } catch (e) {
+    throw flagError(flag, e);
+  }
+}
+
+/** {@link namingFlag} for synchronous loaders. */
+export function namingFlagSync<T>(flag: string, load: () => T): T {
+  try {
+    return load();
+  } catch (e) {
+    throw flagError(flag, e);
+  }
+}
+
+function flagError(flag: string, e: unknown): unknown {
+  if (!(e instanceof BulwarkError) || e.message.startsWith(`${flag}:`) || e.message.startsWith(`${flag} `)) return e;
+  return new BulwarkError(e.code, `${flag}: ${e.message}`, { hint: e.hint, ...(e.details ? { details: e.details } : {}), cause: e });
+}
+
 /** Marks a broken internal invariant (a Bulwark bug, not a user error). */
 export function internal(message: string): never {
   throw new BulwarkError('BULWARK_E_INTERNAL', message);

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { BulwarkError } from '../core/errors.js';
+import { BulwarkError, namingFlag } from '../core/errors.js';
 import { readFileChecked, writeFileAtomic } from '../core/fsio.js';
 import { gatherRows } from '../core/tensor.js';
 import { loadData, parseDataSpec } from '../data/spec.js';
@@ -162,14 +162,8 @@ export async function runAssessment(opts: AssessmentOptions): Promise<Report> {
     const labels = checkData(model, ds.x, ds.y, `--data ${opts.data}`);
     const extra = async (spec: string | undefined, flag: string): Promise<{ spec: string; data: Dataset } | undefined> => {
       if (spec === undefined) return undefined;
-      let d: Dataset;
-      try {
-        d = await loadData(spec);
-      } catch (e) {
-        // name the flag: a missing file under --train-data reads "npz file: no such file" otherwise
-        if (e instanceof BulwarkError) throw new BulwarkError(e.code, `${flag}: ${e.message}`, { hint: e.hint, ...(e.details ? { details: e.details } : {}), cause: e });
-        throw e;
-      }
+      // name the flag: a missing file under --train-data reads "npz file: no such file" otherwise
+      const d = await namingFlag(flag, () => loadData(spec));
       const y = checkData(model, d.x, d.y, `${flag} ${spec}`);
       return { spec, data: { ...d, y } };
     };

@@ -1,3 +1,4 @@
+import { stridesOf } from '../core/tensor.js';
 import type { GraphBuilder } from '../onnx/builder.js';
 import { attrInts, attrNum, attrStr, type Graph, type Node } from '../onnx/ir.js';
 import type { ShapeMap } from '../onnx/shapes.js';
@@ -101,7 +102,7 @@ export function splitPooledConvs(g: Graph, shapes: ShapeMap, b: GraphBuilder, wa
     const channels = wDims[0]!;
     const n = spatial.length;
     // Row-major strides of the full-resolution spatial grid, for the flat offsets.
-    const fullStride = full.map((_, i) => full.slice(i + 1).reduce((a, d) => a * d, 1));
+    const fullStride = stridesOf(full);
     const phases: string[] = [];
     const offsets: number[] = [];
     const total = window.reduce((a, k) => a * k, 1);
@@ -160,7 +161,7 @@ export function pooledConvUnpool(b: GraphBuilder, pc: PooledConv, maxOut: string
   const planeBase = b.mul(b.reshape(planes, b.int64([-1, pc.channels, ...new Array<number>(n).fill(1)])), b.int64([area], []));
   const cells = pc.pooled.reduce((a, d) => a * d, 1);
   const grid = new Array<number>(cells);
-  const fullStride = pc.full.map((_, i) => pc.full.slice(i + 1).reduce((a, d) => a * d, 1));
+  const fullStride = stridesOf(pc.full);
   for (let k = 0; k < cells; k++) {
     let rem = k;
     let flat = 0;

@@ -7,15 +7,15 @@ import type * as ort from 'onnxruntime-node';
 import { BulwarkError } from '../core/errors.js';
 import { progressBar } from '../core/progress.js';
 import { Rng } from '../core/rng.js';
-import { shapeStr, sizeOf, type Float32Tensor } from '../core/tensor.js';
+import { concatRows, shapeStr, sizeOf, type Float32Tensor } from '../core/tensor.js';
 import { appendHead } from '../autodiff/heads.js';
 import { normalizeOpset, simplifyForGradient, toFloat64 } from '../autodiff/normalize.js';
 import { buildGradient } from '../autodiff/walker.js';
 import { batches, numBatches, type Dataset } from '../data/index.js';
 import { ELEM, type Graph } from '../onnx/ir.js';
 import { probeShapes } from '../runtime/probe.js';
-import { createSession, runSession, sessionBytes, toOrt } from '../runtime/session.js';
-import { LaneSessions } from '../runtime/workers.js';
+import { createSession, fromOrt, runSession, toOrt } from '../runtime/session.js';
+import { checkWorkers, makeRunner, type Runner } from '../runtime/workers.js';
 import { BatchNorm, Dropout } from './layers.js';
 import { INPUT_NAME, OUTPUT_NAME, type Network } from './network.js';
 import { learningRate, makeOptimizer, OPTIMIZERS, SCHEDULES, type OptimizerName, type Schedule } from './optim.js';
@@ -86,8 +86,7 @@ export class TrainingSession {
   private constructor(
     readonly net: Network,
     readonly tg: TrainingGraph,
-    private readonly session: ort.InferenceSession | undefined,
-    private readonly lanes: LaneSessions | undefined,
+    private readonly runner: Runner,
     private readonly perExample: boolean,
   ) {}
 
@@ -101,14 +100,8 @@ export class TrainingSession {
   static async create(net: Network, opts: { labelSmoothing?: number; threads?: number; perExample?: boolean; workers?: number } = {}): Promise<TrainingSession> {
     const perExample = opts.perExample ?? false;
     const tg = await buildTrainingGraph(net, { ...(opts.labelSmoothing === undefined ? {} : { labelSmoothing: opts.labelSmoothing }), perExample });
-    const workers = opts.workers ?? 1;
-    if (!Number.isInteger(workers) || workers < 1 || workers > 256) throw new BulwarkError('BULWARK_E_ARG', `workers must be an integer in [1, 256], got ${opts.workers}`);
-    if (workers > 1 && tg.norms.length === 0) {
-      const lanes = await LaneSessions.create(await sessionBytes(tg.graph), workers, opts.threads || 1);
-      return new TrainingSession(net, tg, undefined, lanes, perExample);
-    }
-    const session = await createSession(tg.graph, opts.threads === undefined ? {} : { threads: opts.threads });
-    return new TrainingSession(net, tg, session, undefined, perExample);
+    const workers = checkWorkers(opts.workers);
+    return new TrainingSession(net, tg, await makeRunner(tg.graph, opts.threads, tg.norms.length === 0 ? workers : 1), perExample);
   }
 
   /**
@@ -133,20 +126,11 @@ export class TrainingSession {
       });
       return feeds;
     };
-    if (this.lanes && n >= 2) {
-      const count = Math.min(this.lanes.count, n);
+    if (this.runner.lanes > 1 && n >= 2) {
+      const count = Math.min(this.runner.lanes, n);
       const cuts = Array.from({ length: count + 1 }, (_, i) => Math.round((i * n) / count));
-      const parts = await Promise.all(Array.from({ length: count }, (_, i) => this.lanes!.run(feedsFor(cuts[i]!, cuts[i + 1]!), fetch, i)));
-      const cat = (name: string) => {
-        const arrays = parts.map((r) => r[name]!.data as Float32Array);
-        const out = new Float32Array(arrays.reduce((a, v) => a + v.length, 0));
-        let off = 0;
-        for (const a of arrays) {
-          out.set(a, off);
-          off += a.length;
-        }
-        return out;
-      };
+      const parts = await Promise.all(Array.from({ length: count }, (_, i) => this.runner.run(feedsFor(cuts[i]!, cuts[i + 1]!), fetch, i)));
+      const cat = (name: string) => concatRows(parts.map((r) => fromOrt(r[name]!))).data as Float32Array;
       const sum = (name: string) => {
         const out = Float32Array.from(parts[0]![name]!.data as Float32Array);
         for (const r of parts.slice(1)) {
@@ -162,9 +146,7 @@ export class TrainingSession {
         grads: params.map((p) => (this.perExample ? cat : sum)(this.tg.grads.get(p.name)!)),
       };
     }
-    const out = this.session
-      ? await runSession(this.session, feedsFor(0, n), fetch)
-      : await this.lanes!.run(feedsFor(0, n), fetch, 0);
+    const out = await this.runner.run(feedsFor(0, n), fetch, 0);
     for (const bn of this.tg.norms) bn.updateRunning(out[bn.meanOutput]!.data as Float32Array, out[bn.varOutput]!.data as Float32Array, bn.countPerChannel(n));
     return {
       loss: out[this.tg.loss]!.data as Float32Array,
@@ -175,8 +157,7 @@ export class TrainingSession {
 
   /** Releases the onnxruntime session. */
   async release(): Promise<void> {
-    await this.session?.release();
-    await this.lanes?.release();
+    await this.runner.release();
   }
 }
 

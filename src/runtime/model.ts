@@ -9,8 +9,8 @@ import { ELEM, cloneGraph, readModel, realInputs, topoSort, type Graph } from '.
 import { GraphBuilder } from '../onnx/builder.js';
 import { attrNum } from '../onnx/ir.js';
 import { probeShapes } from './probe.js';
-import { createSession, runSession, sessionBytes, toOrt } from './session.js';
-import { LaneSessions } from './workers.js';
+import { toOrt } from './session.js';
+import { checkWorkers, makeRunner, type Runner } from './workers.js';
 
 export type OutputKind = 'logits' | 'probs';
 
@@ -56,21 +56,6 @@ export interface Model {
   predict(x: Float32Tensor): Promise<Float32Tensor>;
   /** Present on white-box models. */
   lossAndGradient?(x: Float32Tensor, labels: ArrayLike<number>, head?: HeadSpec, targets?: ArrayLike<number>): Promise<LossAndGradient>;
-}
-
-/** A session on the calling thread or in worker lanes; `lane` picks the worker. */
-interface Runner {
-  run(feeds: Record<string, ort.Tensor>, outputs: string[], lane: number): Promise<Record<string, ort.Tensor>>;
-  release(): Promise<void>;
-}
-
-async function makeRunner(graph: Graph, threads: number, workers: number): Promise<Runner> {
-  if (workers > 1) {
-    const lanes = await LaneSessions.create(await sessionBytes(graph), workers, threads === 0 ? 1 : threads);
-    return { run: (f, o, lane) => lanes.run(f, o, lane), release: () => lanes.release() };
-  }
-  const session = await createSession(graph, { threads });
-  return { run: (f, o) => runSession(session, f, o), release: () => session.release() };
 }
 
 interface GradSession {
@@ -123,8 +108,7 @@ export class OnnxModel implements Model {
     this.numClasses = typeof k === 'number' && k > 0 ? k : 0;
     this.bounds = opts.bounds ?? [0, 1];
     this.threads = opts.threads ?? 0;
-    this.workers = opts.workers ?? 1;
-    if (!Number.isInteger(this.workers) || this.workers < 1 || this.workers > 256) throw new BulwarkError('BULWARK_E_ARG', `workers must be an integer in [1, 256], got ${opts.workers}`);
+    this.workers = checkWorkers(opts.workers);
     this.batchSize = opts.batchSize ?? 256;
     this.float64 = opts.float64 ?? false;
     const softmaxInput = trailingSoftmaxInput(graph, this.outputName);

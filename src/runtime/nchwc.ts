@@ -14,12 +14,6 @@ import { ELEM, attrInts, attrNum, attrStr, cloneGraph, emptyGraph, writeModelByt
 export const NCHWC_DOMAIN = 'com.microsoft.nchwc';
 
 let probed: Promise<number> | undefined;
-let known: number | undefined;
-
-/** The block size the process uses (after {@link nchwcBlockSize} resolved), 0 when unavailable or not probed. */
-export function nchwcBlock(): number {
-  return known ?? 0;
-}
 
 /**
  * Probes, once per process, which channel block the blocked Conv kernel uses: a 16-channel Conv is run with its kernel
@@ -40,7 +34,6 @@ export function nchwcBlockSize(): Promise<number> {
     }
     return 0;
   })().then((b) => {
-    known = b;
     setBlockedConvWidth(b);
     return b;
   });
@@ -98,17 +91,14 @@ export function nchwcWeightInputConvs(source: Graph, block: number): Graph {
     const start = g.nodes.length;
     const w6 = b.reshape(w!, b.int64([cout / block, block, cin / block, block, kh!, kw!]));
     const wb = b.reshape(b.transpose(w6, [0, 2, 4, 5, 3, 1]), b.int64([cout, cin, kh!, kw!]));
-    const xb = b.node('ReorderInput', [n.inputs[0]!], {}, `${n.name}/nchwc_in`);
-    g.nodes[g.nodes.length - 1]!.domain = NCHWC_DOMAIN;
+    const [xb] = b.nodeN('ReorderInput', [n.inputs[0]!], {}, 1, `${n.name}/nchwc_in`, NCHWC_DOMAIN);
     const attrs: Record<string, number[]> = { kernel_shape: kernel! };
     for (const k of ['strides', 'pads', 'dilations']) {
       const v = attrInts(n, k, undefined);
       if (v) attrs[k] = v;
     }
-    const yb = b.node('Conv', [xb, wb, ...(n.inputs[2] ? [n.inputs[2]] : [])], attrs, `${n.name}/nchwc`);
-    g.nodes[g.nodes.length - 1]!.domain = NCHWC_DOMAIN;
-    b.node('ReorderOutput', [yb], { channels: cout }, `${n.name}/nchwc_out`, n.outputs[0]!);
-    g.nodes[g.nodes.length - 1]!.domain = NCHWC_DOMAIN;
+    const [yb] = b.nodeN('Conv', [xb!, wb, ...(n.inputs[2] ? [n.inputs[2]] : [])], attrs, 1, `${n.name}/nchwc`, NCHWC_DOMAIN);
+    b.nodeN('ReorderOutput', [yb!], { channels: cout }, [n.outputs[0]!], `${n.name}/nchwc_out`, NCHWC_DOMAIN);
     out.push(...g.nodes.splice(start));
   }
   if (!changed) return source;

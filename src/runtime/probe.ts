@@ -12,8 +12,8 @@ import { nchwcBlockSize } from './nchwc.js';
  * @param fixedDims overrides for free input dims (input name -> dims), for models whose free dims are not batch-like
  */
 export async function probeShapes(g: Graph, fixedDims: Record<string, number[]> = {}): Promise<ShapeMap> {
-  // Gradient rules read the blocked-kernel width (nchwcBlock) when choosing a form; shapes are probed before every
-  // gradient pass, so the one-time probe of that width happens here.
+  // The Conv gradient rule reads the blocked-kernel width (set by the probe, see setBlockedConvWidth) when choosing
+  // a form; shapes are probed before every gradient pass, so the one-time probe of that width happens here.
   await nchwcBlockSize();
   const probe = cloneGraph(g);
   const outputs = new Set(probe.outputs.map((o) => o.name));

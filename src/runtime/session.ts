@@ -25,18 +25,16 @@ export async function sessionBytes(g: Graph): Promise<Uint8Array> {
   return writeModelBytes(nchwcWeightInputConvs(g, await nchwcBlockSize()));
 }
 
+/** Bulwark's onnxruntime session options (also used by the worker lanes, ./worker.ts). */
+export function ortSessionOptions(threads: number): ort.InferenceSession.SessionOptions {
+  return { intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all', logSeverityLevel: 3 };
+}
+
 /** Creates an onnxruntime session for a Graph (or ONNX bytes), with Bulwark's defaults. */
 export async function createSession(model: Graph | Uint8Array, opts: SessionOptions = {}): Promise<ort.InferenceSession> {
   const bytes = model instanceof Uint8Array ? model : await sessionBytes(model);
-  const threads = opts.threads ?? defaultThreads;
   try {
-    return await ort.InferenceSession.create(bytes, {
-      intraOpNumThreads: threads,
-      interOpNumThreads: 1,
-      executionMode: 'sequential',
-      graphOptimizationLevel: 'all',
-      logSeverityLevel: 3,
-    });
+    return await ort.InferenceSession.create(bytes, ortSessionOptions(opts.threads ?? defaultThreads));
   } catch (e) {
     throw new BulwarkError('BULWARK_E_RUNTIME', `onnxruntime could not load the graph: ${(e as Error).message}`);
   }

@@ -4,6 +4,7 @@
  */
 import { parentPort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
+import { ortSessionOptions } from './session.js';
 import type { WireRequest, WireResponse, WireTensor } from './workers.js';
 
 const sessions = new Map<number, ort.InferenceSession>();
@@ -17,13 +18,7 @@ function toWire(t: ort.Tensor): WireTensor {
 async function handle(msg: WireRequest): Promise<WireResponse> {
   try {
     if (msg.kind === 'create') {
-      const session = await ort.InferenceSession.create(msg.bytes, {
-        intraOpNumThreads: msg.threads,
-        interOpNumThreads: 1,
-        executionMode: 'sequential',
-        graphOptimizationLevel: 'all',
-        logSeverityLevel: 3,
-      });
+      const session = await ort.InferenceSession.create(msg.bytes, ortSessionOptions(msg.threads));
       sessions.set(msg.session, session);
       return { id: msg.id, ok: true };
     }

@@ -1,6 +1,8 @@
 import { Worker } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { BulwarkError } from '../core/errors.js';
+import type { Graph } from '../onnx/ir.js';
+import { createSession, runSession, sessionBytes } from './session.js';
 
 /** A tensor as it crosses the thread boundary. */
 export interface WireTensor {
@@ -114,4 +116,31 @@ export class LaneSessions {
   async release(): Promise<void> {
     await Promise.all(Array.from({ length: this.count }, (_, i) => lane(i).request({ kind: 'release', session: this.id })));
   }
+}
+
+/** `workers` checked: an integer in [1, 256], default 1. */
+export function checkWorkers(workers: number | undefined): number {
+  const w = workers ?? 1;
+  if (!Number.isInteger(w) || w < 1 || w > 256) throw new BulwarkError('BULWARK_E_ARG', `workers must be an integer in [1, 256], got ${workers}`);
+  return w;
+}
+
+/** A session on the calling thread (`lanes` 1) or one per worker lane; `lane` picks the worker. */
+export interface Runner {
+  readonly lanes: number;
+  run(feeds: Record<string, ort.Tensor>, outputs: string[], lane: number): Promise<Record<string, ort.Tensor>>;
+  release(): Promise<void>;
+}
+
+/**
+ * A graph's session: on the calling thread when `workers` is 1 (`threads` intra-op threads, undefined for the
+ * default), else in `workers` lanes with `threads` threads each (at least 1).
+ */
+export async function makeRunner(graph: Graph, threads: number | undefined, workers: number): Promise<Runner> {
+  if (workers > 1) {
+    const lanes = await LaneSessions.create(await sessionBytes(graph), workers, threads || 1);
+    return { lanes: workers, run: (f, o, lane) => lanes.run(f, o, lane), release: () => lanes.release() };
+  }
+  const session = await createSession(graph, threads === undefined ? {} : { threads });
+  return { lanes: 1, run: (f, o) => runSession(session, f, o), release: () => session.release() };
 }

@@ -75,6 +75,8 @@ export function nchwcWeightInputConvs(source: Graph, block: number): Graph {
   const b = new GraphBuilder(g);
   const out: typeof g.nodes = [];
   let changed = false;
+  const reordered = new Map<string, string>();
+  const kernels = new Map<string, string>();
   for (const n of g.nodes) {
     const w = n.inputs[1];
     const kernel = attrInts(n, 'kernel_shape', undefined);
@@ -89,15 +91,24 @@ export function nchwcWeightInputConvs(source: Graph, block: number): Graph {
     const { cout, cin } = dims;
     const [kh, kw] = kernel!;
     const start = g.nodes.length;
-    const w6 = b.reshape(w!, b.int64([cout / block, block, cin / block, block, kh!, kw!]));
-    const wb = b.reshape(b.transpose(w6, [0, 2, 4, 5, 3, 1]), b.int64([cout, cin, kh!, kw!]));
-    const [xb] = b.nodeN('ReorderInput', [n.inputs[0]!], {}, 1, `${n.name}/nchwc_in`, NCHWC_DOMAIN);
+    // Convolutions that share an input or a kernel (the phases of a pooled convolution) share its reordered form.
+    let wb = kernels.get(w!);
+    if (!wb) {
+      const w6 = b.reshape(w!, b.int64([cout / block, block, cin / block, block, kh!, kw!]));
+      wb = b.reshape(b.transpose(w6, [0, 2, 4, 5, 3, 1]), b.int64([cout, cin, kh!, kw!]));
+      kernels.set(w!, wb);
+    }
+    let xb = reordered.get(n.inputs[0]!);
+    if (!xb) {
+      xb = b.nodeN('ReorderInput', [n.inputs[0]!], {}, 1, `${n.name}/nchwc_in`, NCHWC_DOMAIN)[0]!;
+      reordered.set(n.inputs[0]!, xb);
+    }
     const attrs: Record<string, number[]> = { kernel_shape: kernel! };
     for (const k of ['strides', 'pads', 'dilations']) {
       const v = attrInts(n, k, undefined);
       if (v) attrs[k] = v;
     }
-    const [yb] = b.nodeN('Conv', [xb!, wb, ...(n.inputs[2] ? [n.inputs[2]] : [])], attrs, 1, `${n.name}/nchwc`, NCHWC_DOMAIN);
+    const [yb] = b.nodeN('Conv', [xb, wb, ...(n.inputs[2] ? [n.inputs[2]] : [])], attrs, 1, `${n.name}/nchwc`, NCHWC_DOMAIN);
     b.nodeN('ReorderOutput', [yb!], { channels: cout }, [n.outputs[0]!], `${n.name}/nchwc_out`, NCHWC_DOMAIN);
     out.push(...g.nodes.splice(start));
   }

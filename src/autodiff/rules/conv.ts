@@ -108,6 +108,47 @@ export function convWeightGradIm2col(c: RuleContext, x: string, dY: string, cin:
   return b.reshape(b.transpose(summed, [1, 0]), b.int64([cout, cin, ...w.kernel]));
 }
 
+/**
+ * Weight gradient of an ungrouped convolution, one kernel tap at a time: dW[:, :, k] = dY·X_kᵀ, where dY is laid out as
+ * [Cout, N·P] and X_k [Cin, N·P] is the (padded) input seen through tap k (a strided Slice). Each product sums over
+ * the whole batch and every output position in one GEMM whose inner dimension is N·P, which MLAS runs near its peak;
+ * no per-example products are formed and no batch reduction follows. With few input channels the taps are stacked
+ * first ([K·Cin, N·P]) and multiplied once.
+ */
+export function convWeightGradTaps(c: RuleContext, x: string, dY: string, cin: number, cout: number, w: Window, outSpatial: number[]): string {
+  const b = c.b;
+  const n = w.kernel.length;
+  const spatialAxes = Array.from({ length: n }, (_, i) => i + 2);
+  const swap = [1, 0, ...spatialAxes];
+  const padded = w.padsBegin.some((p) => p > 0) || w.padsEnd.some((p) => p > 0);
+  const xp = padded ? b.node('Pad', [x, b.int64([0, 0, ...w.padsBegin, 0, 0, ...w.padsEnd])]) : x;
+  const xt = b.transpose(xp, swap);
+  const dyr = b.reshape(b.transpose(dY, swap), b.int64([cout, -1]));
+  const kSize = w.kernel.reduce((a, k) => a * k, 1);
+  const taps: string[] = [];
+  for (let t = 0; t < kSize; t++) {
+    const k: number[] = [];
+    let rem = t;
+    for (let i = n - 1; i >= 0; i--) {
+      k[i] = rem % w.kernel[i]!;
+      rem = Math.floor(rem / w.kernel[i]!);
+    }
+    const starts = k.map((ki, i) => ki * w.dilations[i]!);
+    const ends = starts.map((s, i) => s + (outSpatial[i]! - 1) * w.strides[i]! + 1);
+    const tap = b.node('Slice', [xt, b.int64(starts), b.int64(ends), b.int64(spatialAxes), b.int64(w.strides)]);
+    taps.push(b.reshape(tap, b.int64([cin, -1])));
+  }
+  if (cin < 16) {
+    // [K·Cin, N·P] -> dY·colsᵀ [Cout, K·Cin] -> [Cout, Cin, *k]
+    const cols = taps.length === 1 ? taps[0]! : b.node('Concat', taps, { axis: 0 });
+    const g = b.node('MatMul', [dyr, b.transpose(cols, [1, 0])]);
+    return b.reshape(b.transpose(b.reshape(g, b.int64([cout, kSize, cin])), [0, 2, 1]), b.int64([cout, cin, ...w.kernel]));
+  }
+  const per = taps.map((tap) => b.node('Unsqueeze', [b.node('MatMul', [dyr, b.transpose(tap, [1, 0])]), b.int64([2])]));
+  const stacked = per.length === 1 ? per[0]! : b.node('Concat', per, { axis: 2 });
+  return b.reshape(stacked, b.int64([cout, cin, ...w.kernel]));
+}
+
 /** W [g·Cog, Cig, *k] -> [g·Cig, Cog, *k] with every spatial axis reversed: the kernel of the transposed convolution. */
 function flippedKernel(c: RuleContext, wt: string, wd: number[], group: number): string {
   const b = c.b;
@@ -174,7 +215,9 @@ export const convRules: RuleTable = {
     if (c.needsGrad(1)) {
       const im2col = group === 1 && cin * kSize * kSize <= 1 << 20;
       if (c.perExample(1) && !im2col) c.unsupported('per-example gradients of grouped (or very wide) convolutions');
-      dw = im2col ? convWeightGradIm2col(c, x, dY, cin, wd[0]!, w, c.perExample(1)) : convWeightGrad(c, x, dY, cin, group, w, outSpatial);
+      if (c.perExample(1)) dw = convWeightGradIm2col(c, x, dY, cin, wd[0]!, w, true);
+      else if (group === 1 && kSize <= 64) dw = convWeightGradTaps(c, x, dY, cin, wd[0]!, w, outSpatial);
+      else dw = im2col ? convWeightGradIm2col(c, x, dY, cin, wd[0]!, w) : convWeightGrad(c, x, dY, cin, group, w, outSpatial);
     }
     const spatialAxes = Array.from({ length: n }, (_, i) => i + 2);
     const db = bias && c.needsGrad(2) ? b.reduceSum(dY, c.perExample(2) ? spatialAxes : [0, ...spatialAxes], false) : undefined;

@@ -21,6 +21,8 @@ export interface RuleContext {
   needsGrad(i: number): boolean;
   /** Whether input i (a parameter) wants per-example gradients, shaped [N, ...its shape], instead of the batch sum. */
   perExample(i: number): boolean;
+  /** How convolution weight gradients are formed (see GradientRequest.convWeightGradient). */
+  readonly convWeightGradient: ConvWeightGradient;
   /** Static dims of a value; -1 for dims that follow the batch. */
   dims(name: string): number[];
   /** Element type of a value. */
@@ -39,6 +41,12 @@ export interface RuleContext {
   /** Throws BULWARK_E_UNSUPPORTED_OP naming this node and the reason. */
   unsupported(reason: string): never;
 }
+
+/**
+ * 'taps': one GEMM per kernel tap over the whole batch (fastest when the session runs on one thread: its strided
+ * copies are serial); 'im2col': an identity-bank Conv and per-example GEMMs, which onnxruntime spreads over its threads.
+ */
+export type ConvWeightGradient = 'taps' | 'im2col';
 
 /** A gradient rule: returns one gradient name per input (undefined for inputs without gradient). */
 export type Rule = (ctx: RuleContext) => (string | undefined)[];

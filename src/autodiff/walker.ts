@@ -3,7 +3,8 @@ import type { TypedArray } from '../core/tensor.js';
 import { GraphBuilder, tensorAttr } from '../onnx/builder.js';
 import { ELEM, attrNum, cloneGraph, topoSort, type Graph, type Node, type TensorData } from '../onnx/ir.js';
 import type { ShapeMap } from '../onnx/shapes.js';
-import { attrReaders, makeUnsupported, type RuleContext } from './context.js';
+import { availableParallelism } from 'node:os';
+import { attrReaders, makeUnsupported, type ConvWeightGradient, type RuleContext } from './context.js';
 import { pooledConvCascade, pooledConvUnpool, splitPooledConvs, type PooledConv } from './pooled.js';
 import { NO_GRADIENT, RULES, ZERO_GRADIENT } from './registry.js';
 
@@ -32,6 +33,16 @@ export interface GradientRequest {
    * splitPooledConvs); default true. Values are unchanged; false keeps the MaxPool-with-Indices form.
    */
   splitPooledConvs?: boolean;
+  /**
+   * How Conv weight gradients are formed: 'taps' (default; for sessions on one thread) or 'im2col' (for sessions with
+   * several intra-op threads). See {@link weightGradientFor}. Values agree to float rounding either way.
+   */
+  convWeightGradient?: ConvWeightGradient;
+}
+
+/** The Conv weight-gradient form for a session that runs with `threads` intra-op threads (0: all cores). */
+export function weightGradientFor(threads: number): ConvWeightGradient {
+  return (threads === 0 ? availableParallelism() : threads) === 1 ? 'taps' : 'im2col';
 }
 
 export interface GradientResult {
@@ -119,7 +130,7 @@ export function buildGradient(req: GradientRequest): GradientResult {
       }
       // dY goes to the argmax element of the full-resolution map, then through the original Conv's rule.
       const unpooled = pooledConvUnpool(b, pc, node.outputs[0]!, outGrads[0]!);
-      const convCtx = makeContext(pc.conv, b, g.opset, [unpooled], fromWrt, shapes, constants, floatType, perExample);
+      const convCtx = makeContext(pc.conv, b, g.opset, [unpooled], fromWrt, shapes, constants, floatType, perExample, req.convWeightGradient ?? 'taps');
       const convGrads = RULES.get('Conv')!(convCtx);
       pc.conv.inputs.forEach((inp, k) => {
         const gr = convGrads[k];
@@ -127,7 +138,7 @@ export function buildGradient(req: GradientRequest): GradientResult {
       });
       continue;
     }
-    const ctx = makeContext(node, b, g.opset, outGrads, fromWrt, shapes, constants, floatType, perExample);
+    const ctx = makeContext(node, b, g.opset, outGrads, fromWrt, shapes, constants, floatType, perExample, req.convWeightGradient ?? 'taps');
     node.inputs.forEach((inp, k) => {
       if (perExample.has(inp) && !PER_EXAMPLE_OPS.has(node.opType)) {
         ctx.unsupported(`per-example gradient of parameter ${inp} (input ${k}): supported only where a parameter feeds ${[...PER_EXAMPLE_OPS].join(', ')}`);
@@ -181,6 +192,7 @@ function makeContext(
   constants: Map<string, TypedArray>,
   floatType: number,
   perExample: Set<string>,
+  convWeightGradient: ConvWeightGradient,
 ): RuleContext {
   const unsupported = makeUnsupported(node, opset);
   const dims = (name: string): number[] => {
@@ -197,6 +209,7 @@ function makeContext(
     gradOutput: (i) => outGrads[i],
     needsGrad: (i) => !!node.inputs[i] && fromWrt.has(node.inputs[i]!),
     perExample: (i) => !!node.inputs[i] && perExample.has(node.inputs[i]!),
+    convWeightGradient,
     dims,
     elemType: (name) => shapes.get(name)?.elemType ?? floatType,
     constValue: (name) => constants.get(name) ?? (shapes.get(name)?.value as TypedArray | undefined),

@@ -3,13 +3,13 @@ import { BulwarkError } from '../core/errors.js';
 import { assertFinite, shapeStr, sizeOf, type Float32Tensor } from '../core/tensor.js';
 import { appendHead, headKey, type HeadSpec } from '../autodiff/heads.js';
 import { normalizeOpset, simplifyForGradient, toFloat64 } from '../autodiff/normalize.js';
-import { buildGradient } from '../autodiff/walker.js';
+import { buildGradient, weightGradientFor } from '../autodiff/walker.js';
 import { gradientSupport } from '../autodiff/registry.js';
 import { ELEM, cloneGraph, readModel, realInputs, topoSort, type Graph } from '../onnx/ir.js';
 import { GraphBuilder } from '../onnx/builder.js';
 import { attrNum } from '../onnx/ir.js';
 import { probeShapes } from './probe.js';
-import { toOrt } from './session.js';
+import { sessionThreads, toOrt } from './session.js';
 import { checkWorkers, makeRunner, type Runner } from './workers.js';
 
 export type OutputKind = 'logits' | 'probs';
@@ -241,7 +241,8 @@ export class OnnxModel implements Model {
     const numClasses = this.numClasses || (await probeShapes(g)).get(logits)?.dims.at(-1) || 0;
     const h = appendHead(g, logits, numClasses, head, floatType);
     const shapes = await probeShapes(g);
-    const res = buildGradient({ graph: g, shapes, loss: h.loss, wrt, ...(perExample ? { perExample: wrt } : {}) });
+    const threads = sessionThreads(this.threads, this.workers);
+    const res = buildGradient({ graph: g, shapes, loss: h.loss, wrt, ...(perExample ? { perExample: wrt } : {}), convWeightGradient: weightGradientFor(threads) });
     const session = await makeRunner(keepPooledConvsNchw(res.graph, this.inputName, floatType), this.threads, this.workers);
     return { session, labels: h.labels, targets: h.targets, outputs: { out: this.outputName, loss: h.loss, grads: res.grads }, zeroGradientNodes: res.zeroGradientNodes };
   }

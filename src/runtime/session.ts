@@ -12,6 +12,14 @@ export interface SessionOptions {
 
 let defaultThreads = 0;
 
+/**
+ * Intra-op threads a session will run with: `threads` per lane when there are worker lanes (at least 1), else
+ * `threads` or the default (0: all cores, onnxruntime's choice).
+ */
+export function sessionThreads(threads: number | undefined, workers: number): number {
+  return workers > 1 ? threads || 1 : threads ?? defaultThreads;
+}
+
 /** Sets the thread count used by sessions created without an explicit `threads`. */
 export function setDefaultThreads(n: number): void {
   defaultThreads = n;

@@ -6,6 +6,7 @@ import { GraphBuilder, floatAttr, type AttrInit } from '../../src/onnx/builder.j
 import { ELEM, emptyGraph, type Graph } from '../../src/onnx/ir.js';
 import { normalizeOpset } from '../../src/autodiff/normalize.js';
 import { buildGradient } from '../../src/autodiff/walker.js';
+import type { ConvWeightGradient } from '../../src/autodiff/context.js';
 import { probeShapes } from '../../src/runtime/probe.js';
 import { createSession, runSession, toOrt } from '../../src/runtime/session.js';
 import { relL2 } from '../helpers.js';
@@ -95,8 +96,8 @@ const CASES: Case[] = [
   { op: 'Conv', inputs: [x([2, 2, 6, 6]), x([4, 1, 3, 3])], attrs: { auto_pad: 'VALID', group: 2, strides: [3, 3] }, name: 'Conv VALID depthwise-ish' },
   { op: 'Conv', inputs: [x([1, 8, 5, 5]), x([4, 8, 3, 3]), x([4])], attrs: { pads: [1, 1, 1, 1] }, name: 'Conv unit stride, 8 channels (flipped-kernel path)' },
   { op: 'Conv', inputs: [x([1, 16, 6, 5]), x([4, 8, 3, 2])], attrs: { group: 2, dilations: [2, 1], pads: [2, 0, 1, 1] }, name: 'Conv unit stride grouped dilated asymmetric (flipped-kernel path)' },
-  { op: 'Conv', inputs: [x([2, 16, 7, 6]), x([3, 16, 3, 2]), x([3])], attrs: { strides: [2, 1], dilations: [1, 2], pads: [1, 0, 2, 1] }, name: 'Conv 16 channels strided dilated asymmetric pads (per-tap weight gradient)' },
-  { op: 'Conv', inputs: [x([2, 16, 8]), x([2, 16, 3])], attrs: { strides: [3] }, name: 'Conv 1-D 16 channels, stride leaves the last input unused (per-tap weight gradient)' },
+  { op: 'Conv', inputs: [x([2, 16, 7, 6]), x([3, 16, 3, 2]), x([3])], attrs: { strides: [2, 1], dilations: [1, 2], pads: [1, 0, 2, 1] }, name: 'Conv 16 channels strided dilated asymmetric pads' },
+  { op: 'Conv', inputs: [x([2, 16, 8]), x([2, 16, 3])], attrs: { strides: [3] }, name: 'Conv 1-D 16 channels, stride leaves the last input unused' },
   { op: 'Conv', inputs: [x([1, 2, 4, 5, 4]), x([2, 2, 2, 3, 2])], attrs: { strides: [1, 2, 1], pads: [0, 1, 1, 1, 0, 0] }, name: 'Conv 3-D' },
   { op: 'ConvTranspose', inputs: [x([2, 4, 3, 3]), x([4, 3, 3, 3]), x([6])], attrs: { strides: [2, 2], pads: [1, 1, 1, 1], output_padding: [1, 1], group: 2 }, name: 'ConvTranspose grouped output_padding' },
   { op: 'ConvTranspose', inputs: [x([1, 2, 5]), x([2, 3, 4])], attrs: { strides: [3], dilations: [2] }, name: 'ConvTranspose 1-D dilated' },
@@ -203,12 +204,12 @@ function withOutputs(g: Graph, outs: string[]): Graph {
   return { ...g, outputs: outs.map((name) => ({ name, elemType: 0, shape: null })) };
 }
 
-async function check(c: Case, floatType: number) {
+async function check(c: Case, floatType: number, convWeightGradient: ConvWeightGradient = 'taps') {
   const seed = 1234;
   const { g, xs, loss } = await lossGraph(c, seed, floatType);
   const norm = normalizeOpset(g);
   const shapes = await probeShapes(norm);
-  const grad = buildGradient({ graph: norm, shapes, loss, wrt: xs.map((v) => v.name) });
+  const grad = buildGradient({ graph: norm, shapes, loss, wrt: xs.map((v) => v.name), convWeightGradient });
   const gradSession = await createSession(grad.graph, { threads: 1 });
   const fwd = await createSession(g, { threads: 1 });
   const Arr = floatType === ELEM.DOUBLE ? Float64Array : Float32Array;
@@ -238,15 +239,17 @@ async function check(c: Case, floatType: number) {
   return errors;
 }
 
-for (const c of CASES) {
-  test(`gradient check: ${c.name ?? c.op}`, async () => {
+// Convolutions are checked with both weight-gradient forms (per-tap GEMMs for one thread, im2col for several).
+const RUNS = CASES.flatMap((c) => (c.op === 'Conv' ? (['taps', 'im2col'] as const).map((form) => ({ c, form })) : [{ c, form: 'taps' as const }]));
+for (const { c, form } of RUNS) {
+  test(`gradient check: ${c.name ?? c.op}${c.op === 'Conv' ? ` [${form} weight gradient]` : ''}`, async () => {
     let errors: string[];
     try {
-      errors = await check(c, ELEM.DOUBLE);
+      errors = await check(c, ELEM.DOUBLE, form);
     } catch (e) {
       // onnxruntime's CPU provider lacks a float64 kernel for some ops (Conv, pooling, ...): check in float32.
       if (!/NOT_IMPLEMENTED|Could not find an implementation|type.*double|tensor\(double\)/i.test((e as Error).message)) throw e;
-      errors = await check(c, ELEM.FLOAT);
+      errors = await check(c, ELEM.FLOAT, form);
     }
     assert.deepEqual(errors, []);
   });

@@ -216,7 +216,7 @@ export const convRules: RuleTable = {
       const im2col = group === 1 && cin * kSize * kSize <= 1 << 20;
       if (c.perExample(1) && !im2col) c.unsupported('per-example gradients of grouped (or very wide) convolutions');
       if (c.perExample(1)) dw = convWeightGradIm2col(c, x, dY, cin, wd[0]!, w, true);
-      else if (group === 1 && kSize <= 64) dw = convWeightGradTaps(c, x, dY, cin, wd[0]!, w, outSpatial);
+      else if (group === 1 && kSize <= 64 && c.convWeightGradient === 'taps') dw = convWeightGradTaps(c, x, dY, cin, wd[0]!, w, outSpatial);
       else dw = im2col ? convWeightGradIm2col(c, x, dY, cin, wd[0]!, w) : convWeightGrad(c, x, dY, cin, group, w, outSpatial);
     }
     const spatialAxes = Array.from({ length: n }, (_, i) => i + 2);

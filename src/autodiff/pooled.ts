@@ -1,6 +1,6 @@
 import { stridesOf } from '../core/tensor.js';
 import type { GraphBuilder } from '../onnx/builder.js';
-import { attrInts, attrNum, attrStr, type Graph, type Node } from '../onnx/ir.js';
+import { ELEM, attrInts, attrNum, attrStr, type Graph, type Node } from '../onnx/ir.js';
 import type { ShapeMap } from '../onnx/shapes.js';
 
 /**
@@ -172,11 +172,15 @@ export function pooledConvUnpool(b: GraphBuilder, pc: PooledConv, maxOut: string
     grid[k] = flat;
   }
   const base = b.add(planeBase, b.int64(grid, [1, 1, ...pc.pooled]));
-  let chosen = b.int64([pc.offsets.at(-1)!], []);
+  // The chosen phase's offset is picked among float constants (onnxruntime's Where runs several times faster on float
+  // than on int64) and cast once; offsets are small integers, exact in float while below 2^24.
+  const inFloat = pc.offsets.every((o) => o < 2 ** 24);
+  const constant = (v: number) => (inFloat ? b.scalar(v) : b.int64([v], []));
+  let chosen = constant(pc.offsets.at(-1)!);
   for (let p = pc.phases.length - 2; p >= 0; p--) {
-    chosen = b.where(b.node('Equal', [pc.phases[p]!, maxOut]), b.int64([pc.offsets[p]!], []), chosen);
+    chosen = b.where(b.node('Equal', [pc.phases[p]!, maxOut]), constant(pc.offsets[p]!), chosen);
   }
-  const indices = b.add(base, chosen);
+  const indices = b.add(base, inFloat ? b.cast(chosen, ELEM.INT64) : chosen);
   const outShape = b.node('Concat', [batch, b.int64([pc.channels, ...pc.full])], { axis: 0 });
   return b.node('MaxUnpool', [dY, indices, outShape], { kernel_shape: pc.window, strides: pc.window }, `${pc.conv.name}/unpool`);
 }
@@ -187,13 +191,16 @@ export function pooledConvUnpool(b: GraphBuilder, pc: PooledConv, maxOut: string
  * {@link pooledConvUnpool} when the Conv's input gradient is a ConvTranspose anyway (few input channels).
  */
 export function pooledConvCascade(b: GraphBuilder, pc: PooledConv, maxOut: string, dY: string, floatType: number): string[] {
+  // First-hit masks in bool (a byte per element): phase p wins where it equals the maximum and no earlier phase does;
+  // the last phase takes what is left. Then one cast and one product per phase.
   const out: string[] = [];
-  let rest = dY;
+  let seen: string | undefined;
   for (let p = 0; p < pc.phases.length - 1; p++) {
-    const hit = b.mul(rest, b.cast(b.node('Equal', [pc.phases[p]!, maxOut]), floatType));
-    out.push(hit);
-    rest = b.sub(rest, hit);
+    const equal = b.node('Equal', [pc.phases[p]!, maxOut]);
+    const first = seen ? b.node('And', [equal, b.node('Not', [seen])]) : equal;
+    out.push(b.mul(dY, b.cast(first, floatType)));
+    seen = seen ? b.node('Or', [seen, equal]) : equal;
   }
-  out.push(rest);
+  out.push(seen ? b.mul(dY, b.cast(b.node('Not', [seen]), floatType)) : dY);
   return out;
 }

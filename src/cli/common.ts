@@ -3,6 +3,7 @@ import type { Float32Tensor, Tensor } from '../core/tensor.js';
 import { readNpy } from '../data/npy.js';
 import { loadData, type Dataset } from '../data/spec.js';
 import { loadModel, type OnnxModel } from '../runtime/model.js';
+import { defaultLanes } from '../runtime/workers.js';
 import { numberFlag } from './args.js';
 
 /** Shared flags of commands that load a model. */
@@ -14,14 +15,26 @@ export const MODEL_FLAGS = {
   'batch-size': { type: 'string' },
 } as const;
 
+/**
+ * --threads/--workers as given; when neither is, one worker lane per core up to 4 (see defaultLanes). Returns
+ * threads undefined for onnxruntime's own choice.
+ */
+export function executionFlags(values: Record<string, unknown>): { threads: number | undefined; workers: number } {
+  const threads = values['threads'] === undefined ? undefined : numberFlag(values, 'threads', 0, 0, 1024, true);
+  const workers = values['workers'] === undefined ? undefined : numberFlag(values, 'workers', 1, 1, 256, true);
+  if (threads === undefined && workers === undefined) return defaultLanes();
+  return { threads, workers: workers ?? 1 };
+}
+
 /** Loads --model with --output-kind/--threads/--workers/--batch-size applied. */
 export async function modelFromFlags(values: Record<string, unknown>, modelPath: string): Promise<OnnxModel> {
   const kind = (values['output-kind'] as string | undefined) ?? 'auto';
   if (!['auto', 'logits', 'probs'].includes(kind)) throw new BulwarkError('BULWARK_E_ARG', `--output-kind must be auto, logits or probs, got ${JSON.stringify(kind)}`);
+  const { threads, workers } = executionFlags(values);
   return loadModel(modelPath, {
     outputKind: kind as 'auto' | 'logits' | 'probs',
-    threads: numberFlag(values, 'threads', 0, 0, 256, true),
-    workers: numberFlag(values, 'workers', 1, 1, 256, true),
+    ...(threads === undefined ? {} : { threads }),
+    workers,
     batchSize: numberFlag(values, 'batch-size', 256, 1, 1 << 20, true),
   });
 }

@@ -25,7 +25,8 @@ Options:
       --json              print one JSON object (clean and robust accuracy, per attack, curve, flags)
       --output-kind K     auto | logits | probs (default auto)
       --threads T         onnxruntime intra-op threads (per worker)
-      --workers W         worker threads that share every batch (data parallelism; default 1)
+      --workers W         worker threads that share every batch (default, when --threads is not given
+                          either: one per core, up to 4)
       --batch-size B      examples per onnxruntime run (default 256)
 
 Suites: quick (100 examples, 25 steps, 3 targets, Square 1000 queries), standard (1000 examples, 100 steps,

@@ -8,6 +8,7 @@ import { formatValue } from '../report/html.js';
 import { stageProgress } from '../report/progress.js';
 import type { Report } from '../report/types.js';
 import { numberFlag, parseFlags, printJson } from './args.js';
+import { executionFlags } from './common.js';
 
 /** Comma-separated names wrapped at 116 columns, continuation lines indented by 29 spaces. */
 function wrapList(items: string[], first: string): string {
@@ -70,7 +71,8 @@ ${wrapList(gateMetrics(), '                             metrics:')}
                              else trained once and cached)
       --output-kind K        auto | logits | probs (default auto)
       --threads T            onnxruntime intra-op threads (per worker)
-      --workers W            worker threads that share every batch (data parallelism; default 1)
+      --workers W            worker threads that share every batch (default, when --threads is not given
+                             either: one per core, up to 4)
       --batch-size B         examples per onnxruntime run (default 256)
 
 Exit codes: 0 report written and every gate passed, 1 a gate failed, 2 usage or input error.
@@ -133,8 +135,12 @@ export async function run(argv: string[]): Promise<number> {
   }
   const seed = numberFlag(v, 'seed', 0, 0, 2 ** 31 - 1, true);
   const examples = v.examples === undefined ? undefined : numberFlag(v, 'examples', 1, 1, 1e9, true);
+  // The model runs in worker lanes by default (executionFlags); --threads, when given, also sets the threads of the
+  // report's other work (shadow models, smoothing), which otherwise keeps onnxruntime's default.
   const threads = v.threads === undefined ? undefined : numberFlag(v, 'threads', 0, 0, 1024, true);
-  const workers = v.workers === undefined ? undefined : numberFlag(v, 'workers', 1, 1, 256, true);
+  const exec = executionFlags(v);
+  const workers = exec.workers;
+  const laneThreads = threads === undefined ? exec.threads : undefined;
   const batchSize = v['batch-size'] === undefined ? undefined : numberFlag(v, 'batch-size', 256, 1, 1 << 20, true);
   const kind = typeof v['output-kind'] === 'string' ? v['output-kind'] : 'auto';
   if (kind !== 'auto' && kind !== 'logits' && kind !== 'probs') throw new BulwarkError('BULWARK_E_ARG', `--output-kind must be auto, logits or probs, got ${JSON.stringify(kind)}`);
@@ -167,7 +173,8 @@ export async function run(argv: string[]): Promise<number> {
       ...(eps === undefined ? (demo ? { eps: DEMO_DEFAULTS.eps } : {}) : { eps }),
       ...(examples === undefined ? {} : { examples }),
       ...(threads === undefined ? {} : { threads }),
-      ...(workers === undefined ? {} : { workers }),
+      workers,
+      ...(laneThreads === undefined ? {} : { laneThreads }),
       ...(batchSize === undefined ? {} : { batchSize }),
       onProgress: (e) => bar.update(e),
     });

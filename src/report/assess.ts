@@ -86,9 +86,12 @@ export interface AssessmentOptions {
   /** Marks the report as the demo's. */
   demo?: boolean;
   outputKind?: 'auto' | OutputKind;
+  /** onnxruntime threads of every session the assessment creates (the model's, shadow models', ...). */
   threads?: number;
-  /** Worker threads sharing every batch (see LoadOptions.workers). */
+  /** Worker threads sharing every batch of the model (see LoadOptions.workers). */
   workers?: number;
+  /** onnxruntime threads of each of the model's worker lanes, when they differ from `threads`. */
+  laneThreads?: number;
   batchSize?: number;
   /** Section providers; default {@link SECTION_PROVIDERS} (or those `only` names). */
   sections?: readonly SectionProvider[];
@@ -156,7 +159,8 @@ export async function runAssessment(opts: AssessmentOptions): Promise<Report> {
   if (opts.examples !== undefined && (!Number.isInteger(opts.examples) || opts.examples < 1)) throw new BulwarkError('BULWARK_E_ARG', `--examples must be an integer >= 1, got ${opts.examples}`);
   parseDataSpec(opts.data);
   const bytes = readFileChecked(opts.model, '--model');
-  const model = await loadModel(opts.model, { outputKind: opts.outputKind ?? 'auto', ...(opts.threads === undefined ? {} : { threads: opts.threads }), ...(opts.workers === undefined ? {} : { workers: opts.workers }), ...(opts.batchSize === undefined ? {} : { batchSize: opts.batchSize }) });
+  const modelThreads = opts.laneThreads ?? opts.threads;
+  const model = await loadModel(opts.model, { outputKind: opts.outputKind ?? 'auto', ...(modelThreads === undefined ? {} : { threads: modelThreads }), ...(opts.workers === undefined ? {} : { workers: opts.workers }), ...(opts.batchSize === undefined ? {} : { batchSize: opts.batchSize }) });
   try {
     const ds = await loadData(opts.data);
     const labels = checkData(model, ds.x, ds.y, `--data ${opts.data}`);

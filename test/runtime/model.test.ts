@@ -140,3 +140,19 @@ test('worker lanes: the same results as the calling thread, queries counted once
   assert.equal((ok[out]!.data as Float32Array)[19], 19);
   await s.release();
 });
+
+test('commands run a model in one worker lane per core (up to 4) unless --threads or --workers says otherwise', async () => {
+  const { defaultLanes } = await import('../../src/runtime/workers.js');
+  const { executionFlags } = await import('../../src/cli/common.js');
+  assert.deepEqual(defaultLanes(1), { workers: 1, threads: undefined });
+  assert.deepEqual(defaultLanes(2), { workers: 2, threads: 1 });
+  assert.deepEqual(defaultLanes(3), { workers: 3, threads: 1 });
+  assert.deepEqual(defaultLanes(8), { workers: 4, threads: 2 });
+  assert.deepEqual(defaultLanes(66), { workers: 4, threads: 16 });
+  assert.deepEqual(executionFlags({}), defaultLanes());
+  assert.deepEqual(executionFlags({ threads: '2' }), { threads: 2, workers: 1 });
+  assert.deepEqual(executionFlags({ threads: '0' }), { threads: 0, workers: 1 });
+  assert.deepEqual(executionFlags({ workers: '3' }), { threads: undefined, workers: 3 });
+  assert.deepEqual(executionFlags({ workers: '2', threads: '1' }), { threads: 1, workers: 2 });
+  assert.throws(() => executionFlags({ workers: '0' }), (e: unknown) => e instanceof BulwarkError && /--workers/.test(e.message));
+});

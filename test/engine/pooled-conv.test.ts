@@ -38,6 +38,7 @@ const CASES: PoolCase[] = [
   { name: 'auto_pad SAME_UPPER with an even kernel', x: [2, 8, 8, 8], cout: 4, conv: { auto_pad: 'SAME_UPPER' }, kernel: [4, 4], pool: [2, 2] },
   { name: 'pool over one axis only', x: [2, 2, 6, 8], cout: 3, conv: { pads: [1, 1, 1, 1] }, kernel: [3, 3], pool: [1, 2] },
   { name: 'no bias, per-example parameter gradients (1 channel)', x: [3, 1, 8, 8], cout: 4, conv: { pads: [1, 1, 1, 1] }, kernel: [3, 3], pool: [2, 2], bias: false, perExample: true },
+  { name: 'per-example parameter gradients with bias (2 channels, cascade)', x: [3, 2, 8, 8], cout: 4, conv: { pads: [1, 1, 1, 1] }, kernel: [3, 3], pool: [2, 2], relu: true, perExample: true },
   { name: 'per-example parameter gradients (8 channels)', x: [3, 8, 6, 6], cout: 4, conv: { pads: [1, 1, 1, 1] }, kernel: [3, 3], pool: [2, 2], relu: true, perExample: true },
 ];
 

@@ -14,6 +14,7 @@ import { loadData } from '../src/data/spec.js';
 import { encodeNpy } from '../src/data/npy.js';
 import { loadModel } from '../src/runtime/model.js';
 import { createSession, runSession, toOrt } from '../src/runtime/session.js';
+import { nchwcBlockSize } from '../src/runtime/nchwc.js';
 import { GraphBuilder } from '../src/onnx/builder.js';
 import { ELEM, emptyGraph } from '../src/onnx/ir.js';
 import { buildArch } from '../src/nn/zoo.js';
@@ -250,15 +251,15 @@ async function main() {
 Each figure is the median over ${ROUNDS} rounds of the median of ${ITERS} runs after warm-up; each round times Bulwark and
 then PyTorch on the same weights, batch and thread count. Speed-up = PyTorch time / Bulwark time (above 1 means
 Bulwark is faster). Beside it, the same from each round's 10th percentile (the fast edge of the runs): on a shared
-host, whose bursts only ever slow a run, that is the steadier comparison; on a quiet one the two agree. "2 (2 workers x 1)": Bulwark's \`workers: 2\` option, two worker threads with one onnxruntime
-thread each, each taking half of the batch, against PyTorch with 2 threads; this is how the CLI's model-running
-commands use 2 cores by default. PyTorch runs with glibc's malloc told to keep its memory (bench/run.ts TORCH_ENV):
+host, whose bursts only ever slow a run, that is the steadier comparison; on a quiet one the two agree.
+"2 (2 workers x 1)": Bulwark's \`workers: 2\` option, two worker threads with one onnxruntime thread each, each taking
+half of the batch, against PyTorch with 2 threads; this is how the CLI's model-running commands use 2 cores by default. PyTorch runs with glibc's malloc told to keep its memory (bench/run.ts TORCH_ENV):
 with the defaults it was slower and erratic (on an AVX2 EPYC, input gradient 66-89 ms at 1 thread across runs,
 against a steady 62 ms tuned).
 
 - Date: ${date}; machine: ${machine}
 - Load average (1 / 5 / 15 min) at the start: ${load(loadBefore)}; at the end: ${load(loadAfter)}; cores busy in the 3 s before the start: ${othersBefore.toFixed(2)}.
-- Bulwark: onnxruntime-node (CPU provider), graph optimization 'all'
+- Bulwark: onnxruntime-node (CPU provider), graph optimization 'all'; blocked (NCHWc) convolution width ${await nchwcBlockSize()} (16: AVX-512, 8: AVX2)
 - PyTorch: ${torchInfo['torch']} (Debian python3-torch), BLAS: ${String(torchInfo['blas'] ?? 'see bench/torch_bench.py')}
 - Model: cnn-small (conv 32 3x3, maxpool, conv 64 3x3, maxpool, dense 128, dense 10), MNIST test images
 - GFLOP/s counts ${(FWD_FLOPS / 1e6).toFixed(2)} MFLOP per image forward, x2 for forward + input gradient and x3

@@ -1,4 +1,4 @@
-import type * as ort from 'onnxruntime-node';
+import * as ort from 'onnxruntime-node';
 import { BulwarkError } from '../core/errors.js';
 import { assertFinite, shapeStr, sizeOf, type Float32Tensor } from '../core/tensor.js';
 import { appendHead, headKey, type HeadSpec } from '../autodiff/heads.js';
@@ -87,6 +87,8 @@ export class OnnxModel implements Model {
   private readonly batchSize: number;
   private readonly float64: boolean;
   private readonly workers: number;
+  /** The input's batch size when the model fixes it (exported without a dynamic batch axis), else 0. */
+  private readonly fixedBatch: number;
   private forward: Promise<Runner> | undefined;
   private readonly gradSessions = new Map<string, Promise<GradSession>>();
 
@@ -102,6 +104,7 @@ export class OnnxModel implements Model {
     this.inputName = inp.name;
     this.inputShape = (inp.shape ?? []).map((d, i) => (typeof d === 'number' && d > 0 && i > 0 ? d : -1));
     if (this.inputShape.length > 0 && typeof inp.shape?.[0] === 'number' && inp.shape[0] > 0) this.inputShape[0] = inp.shape[0];
+    this.fixedBatch = this.inputShape.length > 1 && this.inputShape[0]! > 0 ? this.inputShape[0]! : 0;
     this.outputName = graph.outputs[0]!.name;
     const outShape = graph.outputs[0]!.shape;
     const k = outShape && outShape.length >= 2 ? outShape[outShape.length - 1] : undefined;
@@ -153,10 +156,11 @@ export class OnnxModel implements Model {
     const gradName = gs.outputs.grads.get(this.inputName)!;
     const row = sizeOf(x.shape.slice(1));
     const [out, loss, grad] = await this.batched(x, async (xb, start, end, lane) => {
-      const feeds: Record<string, ort.Tensor> = { [this.inputName]: this.feedX(xb), [gs.labels]: int64Feed(labels, start, end) };
+      const rows = xb.shape[0]!;
+      const feeds: Record<string, ort.Tensor> = { [this.inputName]: this.feedX(xb), [gs.labels]: int64Feed(labels, start, end, rows) };
       if (gs.targets) {
         if (!targets) throw new BulwarkError('BULWARK_E_ARG', 'this loss head needs target classes');
-        feeds[gs.targets] = int64Feed(targets, start, end);
+        feeds[gs.targets] = int64Feed(targets, start, end, rows);
       }
       const res = await gs.session.run(feeds, [gs.outputs.out, gs.outputs.loss, gradName], lane);
       return [res[gs.outputs.out]!, res[gs.outputs.loss]!, res[gradName]!];
@@ -176,16 +180,42 @@ export class OnnxModel implements Model {
     this.checkLabels(labels, x.shape[0]!, 'labels');
     const params = opts.params ?? [...this.graph.initializers].filter(([, t]) => t.dataType === ELEM.FLOAT && t.data.length > 1).map(([k]) => k);
     const gs = await this.gradSession(opts.head ?? { kind: 'ce' }, params, opts.perExample ?? false);
-    const feeds = { [this.inputName]: this.feedX(x), [gs.labels]: int64Feed(labels, 0, x.shape[0]!) };
-    const res = await gs.session.run(feeds, [gs.outputs.loss, ...params.map((p) => gs.outputs.grads.get(p)!)], 0);
-    const scale = opts.reduction === 'mean' ? 1 / x.shape[0]! : 1;
+    const n = x.shape[0]!;
+    // A model exported with a fixed batch size runs in chunks of exactly that size (whose sums add up).
+    const chunk = this.fixedBatch || n;
+    if (n % chunk !== 0) {
+      throw new BulwarkError('BULWARK_E_SHAPE', `the model's input has a fixed batch size of ${chunk}; parameter gradients need a multiple of it, got ${n} examples`, { hint: 'Pass a multiple of the batch size, or export the model with a dynamic batch axis (torch.onnx.export(..., dynamic_axes={name: {0: "N"}})).' });
+    }
+    const row = sizeOf(x.shape.slice(1));
+    const fetch = [gs.outputs.loss, ...params.map((p) => gs.outputs.grads.get(p)!)];
+    const parts: Record<string, ort.Tensor>[] = [];
+    for (let s = 0; s < n; s += chunk) {
+      const xb: Float32Tensor = { data: x.data.subarray(s * row, (s + chunk) * row), shape: [chunk, ...x.shape.slice(1)], dtype: 'float32' };
+      parts.push(await gs.session.run({ [this.inputName]: this.feedX(xb), [gs.labels]: int64Feed(labels, s, s + chunk) }, fetch, 0));
+    }
+    const scale = opts.reduction === 'mean' ? 1 / n : 1;
     const grads = new Map(params.map((p) => {
-      const d = toF32(res[gs.outputs.grads.get(p)!]!.data as Float32Array | Float64Array);
+      const name = gs.outputs.grads.get(p)!;
+      const chunks = parts.map((r) => r[name]!.data as Float32Array | Float64Array);
+      let d: Float32Array;
+      if (opts.perExample) {
+        d = new Float32Array(chunks.reduce((a, c) => a + c.length, 0));
+        let off = 0;
+        for (const c of chunks) {
+          d.set(c, off);
+          off += c.length;
+        }
+      } else {
+        d = toF32(chunks[0]!);
+        for (const c of chunks.slice(1)) for (let i = 0; i < d.length; i++) d[i]! += c[i]!;
+      }
       if (scale !== 1) for (let i = 0; i < d.length; i++) d[i]! *= scale;
       return [p, d] as const;
     }));
-    this.queries += x.shape[0]!;
-    return { loss: toF32(res[gs.outputs.loss]!.data as Float32Array), grads };
+    this.queries += n;
+    const loss = new Float32Array(n);
+    parts.forEach((r, k) => loss.set(r[gs.outputs.loss]!.data as Float32Array, k * chunk));
+    return { loss, grads };
   }
 
   /** Nodes on the input-gradient path whose derivative is zero almost everywhere (for gradient-masking checks). */
@@ -240,7 +270,9 @@ export class OnnxModel implements Model {
     }
     const numClasses = this.numClasses || (await probeShapes(g)).get(logits)?.dims.at(-1) || 0;
     const h = appendHead(g, logits, numClasses, head, floatType);
-    const shapes = await probeShapes(g);
+    // A fixed-batch model's labels (and targets) have its batch size, not the probe's free sizes.
+    const fixed = this.fixedBatch ? Object.fromEntries([h.labels, h.targets].filter((v): v is string => !!v).map((v) => [v, [this.fixedBatch]])) : {};
+    const shapes = await probeShapes(g, fixed);
     const threads = sessionThreads(this.threads, this.workers);
     const res = buildGradient({ graph: g, shapes, loss: h.loss, wrt, ...(perExample ? { perExample: wrt } : {}), convWeightGradient: weightGradientFor(threads) });
     const session = await makeRunner(keepPooledConvsNchw(res.graph, this.inputName, floatType), this.threads, this.workers);
@@ -252,21 +284,37 @@ export class OnnxModel implements Model {
     return toOrt(ELEM.FLOAT, x.data, x.shape);
   }
 
+  /**
+   * Runs `run` over chunks of x (at most the batch size; shared out over worker lanes). A model with a fixed batch
+   * size gets chunks of exactly that size: the last is padded with copies of its last row and every output row past
+   * the real ones (outputs whose first axis is the batch) is dropped. `run` sees the padded chunk, the real rows'
+   * [start, end) and the lane.
+   */
   private async batched(x: Float32Tensor, run: (xb: Float32Tensor, start: number, end: number, lane: number) => Promise<ort.Tensor[]>): Promise<Float32Tensor[]> {
     const n = x.shape[0]!;
     const row = sizeOf(x.shape.slice(1));
     // With worker lanes the examples are shared out so that every lane gets work (a batch of 128 on two lanes: 64 each).
-    const size = this.workers > 1 ? Math.max(1, Math.min(this.batchSize, Math.ceil(n / this.workers))) : this.batchSize;
+    const size = this.fixedBatch || (this.workers > 1 ? Math.max(1, Math.min(this.batchSize, Math.ceil(n / this.workers))) : this.batchSize);
     const bounds: [number, number][] = [];
     for (let s = 0; s < n; s += size) bounds.push([s, Math.min(n, s + size)]);
     const chunks: ort.Tensor[][] = new Array(bounds.length);
     const part = (k: number): Float32Tensor => {
       const [s, e] = bounds[k]!;
-      return { data: x.data.subarray(s * row, e * row), shape: [e - s, ...x.shape.slice(1)], dtype: 'float32' };
+      const view = x.data.subarray(s * row, e * row);
+      if (!this.fixedBatch || e - s === this.fixedBatch) return { data: view, shape: [e - s, ...x.shape.slice(1)], dtype: 'float32' };
+      const padded = new Float32Array(this.fixedBatch * row);
+      padded.set(view);
+      for (let r = e - s; r < this.fixedBatch; r++) padded.copyWithin(r * row, (e - s - 1) * row, (e - s) * row);
+      return { data: padded, shape: [this.fixedBatch, ...x.shape.slice(1)], dtype: 'float32' };
     };
+    const trim = (outs: ort.Tensor[], real: number): ort.Tensor[] => outs.map((t) => {
+      if (!this.fixedBatch || real === this.fixedBatch || t.dims[0] !== this.fixedBatch) return t;
+      const per = t.data.length / this.fixedBatch;
+      return new ort.Tensor(t.type as never, (t.data as Float32Array).slice(0, real * per) as never, [real, ...t.dims.slice(1)]);
+    });
     const lanes = Math.min(this.workers, bounds.length);
     await Promise.all(Array.from({ length: lanes }, async (_, lane) => {
-      for (let k = lane; k < bounds.length; k += lanes) chunks[k] = await run(part(k), bounds[k]![0], bounds[k]![1], lane);
+      for (let k = lane; k < bounds.length; k += lanes) chunks[k] = trim(await run(part(k), bounds[k]![0], bounds[k]![1], lane), bounds[k]![1] - bounds[k]![0]);
     }));
     if (chunks.length === 0) return [];
     return chunks[0]!.map((_, k) => {
@@ -340,10 +388,11 @@ export function keepPooledConvsNchw(g: Graph, input: string, floatType: number):
   return out;
 }
 
-function int64Feed(values: ArrayLike<number>, start: number, end: number): ort.Tensor {
-  const out = new BigInt64Array(end - start);
-  for (let i = start; i < end; i++) out[i - start] = BigInt(values[i]!);
-  return toOrt(ELEM.INT64, out, [end - start]);
+/** values[start:end] as int64, padded to `rows` with copies of the last value (a fixed-batch model's last chunk). */
+function int64Feed(values: ArrayLike<number>, start: number, end: number, rows = end - start): ort.Tensor {
+  const out = new BigInt64Array(rows);
+  for (let i = 0; i < rows; i++) out[i] = BigInt(values[Math.min(start + i, end - 1)]!);
+  return toOrt(ELEM.INT64, out, [rows]);
 }
 
 function toF32(d: Float32Array | Float64Array): Float32Array {

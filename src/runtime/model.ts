@@ -89,6 +89,10 @@ export class OnnxModel implements Model {
   private readonly workers: number;
   /** The input's batch size when the model fixes it (exported without a dynamic batch axis), else 0. */
   private readonly fixedBatch: number;
+  /** Whether input dims past the batch are free (an image size left dynamic): gradient graphs are then per size. */
+  private readonly freeDims: boolean;
+  /** The per-example input dims of the latest gradient call (for zeroGradientNodes on a model with free dims). */
+  private lastSample: number[] | undefined;
   private forward: Promise<Runner> | undefined;
   private readonly gradSessions = new Map<string, Promise<GradSession>>();
 
@@ -105,6 +109,7 @@ export class OnnxModel implements Model {
     this.inputShape = (inp.shape ?? []).map((d, i) => (typeof d === 'number' && d > 0 && i > 0 ? d : -1));
     if (this.inputShape.length > 0 && typeof inp.shape?.[0] === 'number' && inp.shape[0] > 0) this.inputShape[0] = inp.shape[0];
     this.fixedBatch = this.inputShape.length > 1 && this.inputShape[0]! > 0 ? this.inputShape[0]! : 0;
+    this.freeDims = this.inputShape.slice(1).some((d) => d < 0);
     this.outputName = graph.outputs[0]!.name;
     const outShape = graph.outputs[0]!.shape;
     const k = outShape && outShape.length >= 2 ? outShape[outShape.length - 1] : undefined;
@@ -152,7 +157,7 @@ export class OnnxModel implements Model {
     this.checkInput(x);
     this.checkLabels(labels, x.shape[0]!, 'labels');
     if (targets) this.checkLabels(targets, x.shape[0]!, 'targets');
-    const gs = await this.gradSession(head, [this.inputName]);
+    const gs = await this.gradSession(head, [this.inputName], false, x.shape.slice(1));
     const gradName = gs.outputs.grads.get(this.inputName)!;
     const row = sizeOf(x.shape.slice(1));
     const [out, loss, grad] = await this.batched(x, async (xb, start, end, lane) => {
@@ -179,7 +184,7 @@ export class OnnxModel implements Model {
     this.checkInput(x);
     this.checkLabels(labels, x.shape[0]!, 'labels');
     const params = opts.params ?? [...this.graph.initializers].filter(([, t]) => t.dataType === ELEM.FLOAT && t.data.length > 1).map(([k]) => k);
-    const gs = await this.gradSession(opts.head ?? { kind: 'ce' }, params, opts.perExample ?? false);
+    const gs = await this.gradSession(opts.head ?? { kind: 'ce' }, params, opts.perExample ?? false, x.shape.slice(1));
     const n = x.shape[0]!;
     // A model exported with a fixed batch size runs in chunks of exactly that size (whose sums add up).
     const chunk = this.fixedBatch || n;
@@ -220,7 +225,10 @@ export class OnnxModel implements Model {
 
   /** Nodes on the input-gradient path whose derivative is zero almost everywhere (for gradient-masking checks). */
   async zeroGradientNodes(head: HeadSpec = { kind: 'ce' }): Promise<string[]> {
-    return (await this.gradSession(head, [this.inputName])).zeroGradientNodes;
+    if (this.freeDims && !this.lastSample) {
+      throw new BulwarkError('BULWARK_E_ARG', 'the model takes inputs of any size; run a gradient on an input first so the gradient graph has one');
+    }
+    return (await this.gradSession(head, [this.inputName], false, this.lastSample)).zeroGradientNodes;
   }
 
   /** Op types of the graph that have no gradient rule (empty when the model is fully differentiable). */
@@ -242,18 +250,24 @@ export class OnnxModel implements Model {
     return this.forward;
   }
 
-  private gradSession(head: HeadSpec, wrt: string[], perExample = false): Promise<GradSession> {
-    const key = `${headKey(head)}|${wrt.join(',')}|${perExample ? 'per-example' : 'sum'}`;
+  /**
+   * The cached gradient session for (head, wrt, per-example) and, on a model with free non-batch input dims, the
+   * per-example input dims `sample` (gradient rules need static sizes, so each input size gets its own graph).
+   */
+  private gradSession(head: HeadSpec, wrt: string[], perExample = false, sample?: number[]): Promise<GradSession> {
+    const dims = this.freeDims ? sample : undefined;
+    if (dims) this.lastSample = [...dims];
+    const key = `${headKey(head)}|${wrt.join(',')}|${perExample ? 'per-example' : 'sum'}${dims ? `|${dims.join('x')}` : ''}`;
     let p = this.gradSessions.get(key);
     if (!p) {
-      p = this.buildGradSession(head, wrt, perExample);
+      p = this.buildGradSession(head, wrt, perExample, dims);
       this.gradSessions.set(key, p);
       p.catch(() => this.gradSessions.delete(key));
     }
     return p;
   }
 
-  private async buildGradSession(head: HeadSpec, wrt: string[], perExample: boolean): Promise<GradSession> {
+  private async buildGradSession(head: HeadSpec, wrt: string[], perExample: boolean, sample: number[] | undefined): Promise<GradSession> {
     let g = simplifyForGradient(normalizeOpset(this.graph));
     if (this.float64) g = toFloat64(g);
     const floatType = this.float64 ? ELEM.DOUBLE : ELEM.FLOAT;
@@ -268,11 +282,13 @@ export class OnnxModel implements Model {
       g.nodes.push({ name: 'bulwark_log_probs/clamp', opType: 'Max', domain: '', inputs: [this.outputName, 'bulwark_tiny'], outputs: ['bulwark_log_probs/max'], attrs: new Map() });
       logits = 'bulwark_log_probs:out';
     }
-    const numClasses = this.numClasses || (await probeShapes(g)).get(logits)?.dims.at(-1) || 0;
+    // Free per-example dims are probed at the size of the input at hand; the batch stays free (or fixed, if it is).
+    const inputDims: Record<string, number[]> = sample ? { [this.inputName]: [this.fixedBatch || -1, ...sample] } : {};
+    const numClasses = this.numClasses || (await probeShapes(g, inputDims)).get(logits)?.dims.at(-1) || 0;
     const h = appendHead(g, logits, numClasses, head, floatType);
     // A fixed-batch model's labels (and targets) have its batch size, not the probe's free sizes.
     const fixed = this.fixedBatch ? Object.fromEntries([h.labels, h.targets].filter((v): v is string => !!v).map((v) => [v, [this.fixedBatch]])) : {};
-    const shapes = await probeShapes(g, fixed);
+    const shapes = await probeShapes(g, { ...fixed, ...inputDims });
     const threads = sessionThreads(this.threads, this.workers);
     const res = buildGradient({ graph: g, shapes, loss: h.loss, wrt, ...(perExample ? { perExample: wrt } : {}), convWeightGradient: weightGradientFor(threads) });
     const session = await makeRunner(keepPooledConvsNchw(res.graph, this.inputName, floatType), this.threads, this.workers);

@@ -9,7 +9,8 @@ import { nchwcBlockSize } from './nchwc.js';
  * Finds the shape and type of every value in a graph by running it twice, with every free input dimension set
  * to 1 and then to 2: dims that change are dynamic (-1), the rest are fixed. This covers every op onnxruntime
  * runs, without a shape-inference table of our own. Inputs are filled with values in [0, 1) (ints with 0).
- * @param fixedDims overrides for free input dims (input name -> dims), for models whose free dims are not batch-like
+ * @param fixedDims overrides of input dims (input name -> dims), for models whose free dims are not batch-like; a dim
+ *   given as -1 stays free (the batch, say, while an image size is fixed)
  */
 export async function probeShapes(g: Graph, fixedDims: Record<string, number[]> = {}): Promise<ShapeMap> {
   // The Conv gradient rule reads the blocked-kernel width (set by the probe, see setBlockedConvWidth) when choosing
@@ -32,7 +33,7 @@ export async function probeShapes(g: Graph, fixedDims: Record<string, number[]> 
   for (const free of [1, 2]) {
     const feeds: Record<string, ReturnType<typeof toOrt>> = {};
     for (const inp of realInputs(probe)) {
-      const dims = fixedDims[inp.name] ?? (inp.shape ?? []).map((d) => (typeof d === 'number' && d > 0 ? d : free));
+      const dims = (fixedDims[inp.name] ?? inp.shape ?? []).map((d) => (typeof d === 'number' && d > 0 ? d : free));
       const n = sizeOf(dims);
       if (n > 1 << 26) throw new BulwarkError('BULWARK_E_LIMIT', `input ${inp.name} of shape [${dims}] is too large to probe`);
       feeds[inp.name] = makeProbeInput(inp.elemType, dims, n);
@@ -54,7 +55,9 @@ export async function probeShapes(g: Graph, fixedDims: Record<string, number[]> 
     shapes.set(name, { dims, elemType: elemOf(ra.type), ...(folded ? { value: Array.from(ra.data) } : {}) });
   }
   for (const inp of realInputs(g)) {
-    if (!shapes.has(inp.name)) shapes.set(inp.name, { dims: (inp.shape ?? []).map((d) => (typeof d === 'number' && d > 0 ? d : -1)), elemType: inp.elemType });
+    // Declared dims, with those the caller fixed for the probe (fixedDims) taken as static.
+    const spec = fixedDims[inp.name] ?? inp.shape ?? [];
+    if (!shapes.has(inp.name)) shapes.set(inp.name, { dims: spec.map((d) => (typeof d === 'number' && d > 0 ? d : -1)), elemType: inp.elemType });
   }
   for (const [name, t] of g.initializers) shapes.set(name, { dims: [...t.dims], elemType: t.dataType });
   return shapes;

@@ -196,3 +196,31 @@ test('a model exported with a fixed batch size runs in chunks of that size (padd
   await fixed.dispose();
   await dynamic.dispose();
 });
+
+test('a model with free image dims gets a gradient graph per input size, equal to a static-size twin at each size', async () => {
+  const { emptyGraph, writeModelBytes, ELEM } = await import('../../src/onnx/ir.js');
+  const { GraphBuilder } = await import('../../src/onnx/builder.js');
+  const model = (h: number | string, w: number | string) => {
+    const g = emptyGraph({ name: 'fcn', inputs: [{ name: 'x', elemType: ELEM.FLOAT, shape: ['N', 1, h, w] }] });
+    const b = new GraphBuilder(g);
+    const k = b.floats('k', Array.from({ length: 36 }, (_, i) => Math.sin(i * 0.9)), [4, 1, 3, 3]);
+    const conv = b.node('Relu', [b.node('Conv', ['x', k], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] })]);
+    const pooled = b.node('Flatten', [b.node('GlobalAveragePool', [b.node('MaxPool', [conv], { kernel_shape: [2, 2], strides: [2, 2] })])]);
+    const w2 = b.floats('w2', Array.from({ length: 12 }, (_, i) => Math.cos(i * 1.1)), [4, 3]);
+    const out = b.node('MatMul', [pooled, w2], {}, 'fc', 'logits');
+    g.outputs.push({ name: out, elemType: ELEM.FLOAT, shape: ['N', 3] });
+    return writeModelBytes(g);
+  };
+  const free = await loadModel(model('H', 'W'), { threads: 1 });
+  for (const [h, w] of [[6, 5], [9, 8]] as const) {
+    const x: Float32Tensor = { data: Float32Array.from({ length: 2 * h * w }, (_, i) => Math.abs(Math.sin(i * 0.37))), shape: [2, 1, h, w], dtype: 'float32' };
+    const got = await free.lossAndGradient(x, [0, 2]);
+    const twin = await loadModel(model(h, w), { threads: 1 });
+    const want = await twin.lossAndGradient(x, [0, 2]);
+    assert.ok(relL2(got.grad.data, want.grad.data) < 1e-6, `${h}x${w}`);
+    assert.ok(maxAbsDiff(got.loss, want.loss) < 1e-6);
+    await twin.dispose();
+  }
+  assert.deepEqual(await free.zeroGradientNodes(), []);
+  await free.dispose();
+});

@@ -349,7 +349,7 @@ export async function run(argv: string[]): Promise<number> {
 
   const model = await loadTargetModel(v, HELP);
   try {
-    const { x, y, source } = await inputsFromFlags(v, { labels: 'required' });
+    const { x, y, source } = await inputsFromFlags(v, { labels: 'required', model });
     const criterion = criterionFrom(f, row, name, y!, model.numClasses, seed);
     const options = drop({ ...row.options(f), ...(row.dataOptions?.(x, y!, criterion) ?? {}), eps, norm, seed, criterion });
     const { runAttack } = await import('../evasion/runner.js');

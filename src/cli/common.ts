@@ -1,6 +1,7 @@
 import { BulwarkError, namingFlag, namingFlagSync } from '../core/errors.js';
 import type { Float32Tensor, Tensor } from '../core/tensor.js';
 import { readNpy } from '../data/npy.js';
+import { fitLayout } from '../data/layout.js';
 import { loadData, type Dataset } from '../data/spec.js';
 import { loadModel, type OnnxModel } from '../runtime/model.js';
 import { defaultLanes } from '../runtime/workers.js';
@@ -62,8 +63,12 @@ export function readLabels(file: string, what: string): Int32Array {
   return Int32Array.from(t.data as ArrayLike<number | bigint>, (v) => Number(v));
 }
 
-/** The inputs (and labels when known) named by --input/--labels or --data. */
-export async function inputsFromFlags(values: Record<string, unknown>, opts: { labels: 'required' | 'optional' }): Promise<{ x: Float32Tensor; y: Int32Array | undefined; source: string }> {
+/**
+ * The inputs (and labels when known) named by --input/--labels or --data. Given the model, a built-in dataset's
+ * images are put in the model's input layout when it differs in a certain way (NHWC, flat rows; see fitLayout), and
+ * `source` says so; --input arrays are taken as they are.
+ */
+export async function inputsFromFlags(values: Record<string, unknown>, opts: { labels: 'required' | 'optional'; model?: { inputShape: readonly number[] } }): Promise<{ x: Float32Tensor; y: Int32Array | undefined; source: string }> {
   const input = values['input'] as string | undefined;
   const data = values['data'] as string | undefined;
   if (input && data) throw new BulwarkError('BULWARK_E_USAGE', 'give either --input or --data, not both');
@@ -71,7 +76,8 @@ export async function inputsFromFlags(values: Record<string, unknown>, opts: { l
   if (data) {
     const ds = await loadDataFlag(data);
     if (opts.labels === 'required' && !ds.y) throw new BulwarkError('BULWARK_E_LABELS', `--data ${data} has no labels`);
-    return { x: ds.x, y: ds.y, source: data };
+    const fit = opts.model ? fitLayout(ds.x, opts.model.inputShape) : { x: ds.x };
+    return { x: fit.x, y: ds.y, source: fit.change ? `${data} (${fit.change} for the model)` : data };
   }
   const x = readFloatInput(input!, '--input');
   const labelsFile = values['labels'] as string | undefined;

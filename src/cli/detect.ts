@@ -204,7 +204,7 @@ async function score(v: Record<string, unknown>, modelPath: string, json: boolea
   }
   const model = await modelFromFlags(v, modelPath);
   try {
-    const { x, source } = await inputsFromFlags(v, { labels: 'optional' });
+    const { x, source } = await inputsFromFlags(v, { labels: 'optional', model });
     const det = featureSqueezing(model, parseSqueezers(file.squeezers.join(',')), { threshold: file.threshold });
     const scores = await det.score(x);
     const decisions = Uint8Array.from(scores, (s) => (s > file.threshold ? 1 : 0));

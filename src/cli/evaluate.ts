@@ -5,6 +5,7 @@ import { BUDGETS, checkData, checkEps, evaluateRobustness, parseNorm, resolveSui
 import { formatValue } from '../report/html.js';
 import { stageProgress } from '../report/progress.js';
 import { numberFlag, parseFlags, printJson, required } from './args.js';
+import { fitLayout } from '../data/layout.js';
 import { MODEL_FLAGS, loadDataFlag, modelFromFlags } from './common.js';
 
 const HELP = `Usage: bulwark evaluate --model M.onnx --data SPEC --eps E [--norm inf|2] [--suite quick|standard|thorough] [--json] [--seed S]
@@ -66,7 +67,8 @@ export async function run(argv: string[]): Promise<number> {
   parseDataSpec(spec);
   const model = await modelFromFlags(v, modelPath);
   try {
-    const ds = await loadDataFlag(spec);
+    const loaded = await loadDataFlag(spec);
+    const ds = { ...loaded, x: fitLayout(loaded.x, model.inputShape).x };
     checkData(model, ds.x, ds.y, `--data ${spec}`);
     const total = ds.x.shape[0]!;
     checkEps(eps, norm, model.bounds, ds.x.data.length / total, '--eps');

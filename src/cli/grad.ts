@@ -26,7 +26,7 @@ export async function run(argv: string[]): Promise<number> {
   const kappa = numberFlag(v, 'kappa', Infinity, 0);
   const out = required(v, 'out', HELP);
   const model = await modelFromFlags(v, required(v, 'model', HELP));
-  const { x, y } = await inputsFromFlags(v, { labels: 'required' });
+  const { x, y } = await inputsFromFlags(v, { labels: 'required', model });
   if (loss === 'dlr' && v['targeted']) throw new BulwarkError('BULWARK_E_ARG', 'targeted DLR needs true labels and targets; use it through the attack API');
   const res = await model.lossAndGradient(x, y!, { kind: loss, targeted: !!v['targeted'], kappa });
   writeNpy(out, res.grad);

@@ -12,7 +12,7 @@ export async function run(argv: string[]): Promise<number> {
   const v = p.values;
   const model = await modelFromFlags(v, required(v, 'model', HELP));
   const out = required(v, 'out', HELP);
-  const { x } = await inputsFromFlags(v, { labels: 'optional' });
+  const { x } = await inputsFromFlags(v, { labels: 'optional', model });
   const y = await model.predict(x);
   writeNpy(out, y);
   await model.dispose();

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { BulwarkError, namingFlag } from '../core/errors.js';
 import { readFileChecked, writeFileAtomic } from '../core/fsio.js';
 import { gatherRows } from '../core/tensor.js';
+import { fitLayout } from '../data/layout.js';
 import { loadData, parseDataSpec } from '../data/spec.js';
 import { BUDGETS, checkData, checkEps, resolveSuite, sampleIndices, type Budget, type EvalNorm } from '../evasion/evaluate/index.js';
 import { loadModel, type OnnxModel, type OutputKind } from '../runtime/model.js';
@@ -162,7 +163,8 @@ export async function runAssessment(opts: AssessmentOptions): Promise<Report> {
   const modelThreads = opts.laneThreads ?? opts.threads;
   const model = await loadModel(opts.model, { outputKind: opts.outputKind ?? 'auto', ...(modelThreads === undefined ? {} : { threads: modelThreads }), ...(opts.workers === undefined ? {} : { workers: opts.workers }), ...(opts.batchSize === undefined ? {} : { batchSize: opts.batchSize }) });
   try {
-    const ds = await loadData(opts.data);
+    const loaded = await loadData(opts.data);
+    const ds = { ...loaded, x: fitLayout(loaded.x, model.inputShape).x };
     const labels = checkData(model, ds.x, ds.y, `--data ${opts.data}`);
     const extra = async (spec: string | undefined, flag: string): Promise<{ spec: string; data: Dataset } | undefined> => {
       if (spec === undefined) return undefined;

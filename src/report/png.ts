@@ -70,8 +70,9 @@ export function pngDataUri(png: Uint8Array): string {
  * One example of an NCHW (or NHW) float tensor as 8-bit pixels: 1 channel gives gray, 3 give RGB.
  * @param data the tensor data, row i at offset i·C·H·W
  * @param bounds the value range mapped to 0..255
+ * @param channelsLast the example is laid out HWC (an NHWC model's input) instead of CHW
  */
-export function imagePixels(data: Float32Array, offset: number, c: number, h: number, w: number, bounds: [number, number]): { pixels: Uint8Array; channels: 1 | 3 } {
+export function imagePixels(data: Float32Array, offset: number, c: number, h: number, w: number, bounds: [number, number], channelsLast = false): { pixels: Uint8Array; channels: 1 | 3 } {
   const channels: 1 | 3 = c === 3 ? 3 : 1;
   const px = new Uint8Array(h * w * channels);
   const [lo, hi] = bounds;
@@ -79,7 +80,7 @@ export function imagePixels(data: Float32Array, offset: number, c: number, h: nu
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
       for (let k = 0; k < channels; k++) {
-        const v = data[offset + k * h * w + y * w + x]!;
+        const v = data[offset + (channelsLast ? (y * w + x) * c + k : k * h * w + y * w + x)]!;
         px[(y * w + x) * channels + k] = Math.max(0, Math.min(255, Math.round((v - lo) * scale)));
       }
     }
@@ -91,14 +92,14 @@ export function imagePixels(data: Float32Array, offset: number, c: number, h: nu
  * A perturbation as a diverging RGB map: white at 0, red where the input grew, blue where it shrank, full color at
  * ±scale (summed over channels for color images).
  */
-export function perturbationPixels(adv: Float32Array, x: Float32Array, offset: number, c: number, h: number, w: number, scale: number): Uint8Array {
+export function perturbationPixels(adv: Float32Array, x: Float32Array, offset: number, c: number, h: number, w: number, scale: number, channelsLast = false): Uint8Array {
   const px = new Uint8Array(h * w * 3);
   const s = scale > 0 ? scale : 1;
   for (let y = 0; y < h; y++) {
     for (let xx = 0; xx < w; xx++) {
       let d = 0;
       for (let k = 0; k < c; k++) {
-        const j = offset + k * h * w + y * w + xx;
+        const j = offset + (channelsLast ? (y * w + xx) * c + k : k * h * w + y * w + xx);
         d += adv[j]! - x[j]!;
       }
       const t = Math.max(-1, Math.min(1, d / (c * s)));

@@ -26,7 +26,9 @@ class Lane {
   private failure: Error | undefined;
 
   constructor() {
-    this.worker = new Worker(new URL('./worker.js', import.meta.url));
+    // No inherited Node flags: a process started with --input-type/--eval would pass them on, and a worker refuses
+    // those without a string to run. The lane only runs onnxruntime.
+    this.worker = new Worker(new URL('./worker.js', import.meta.url), { execArgv: [] });
     this.worker.unref();
     this.worker.on('message', (res: WireResponse) => {
       const p = this.pending.get(res.id);

@@ -209,9 +209,9 @@ test('bad input exits 2 with a coded error and a hint', () => {
   assertUserError(cli(['scan', ...base, '--fail-under', 'robust-accuracy=50']), 'BULWARK_E_GATE');
   assertUserError(cli(['scan', '--model', REFERENCE_MODEL, '--data', 'mnist:test[0:8]']), 'BULWARK_E_USAGE', /--out/);
   assertUserError(cli(['scan', '--demo', '--model', REFERENCE_MODEL]), 'BULWARK_E_USAGE');
-  // data that does not fit the model: flat 784-vectors for a [N,1,28,28] model
-  const npz = path.join(tmp, 'flat.npz');
-  fs.writeFileSync(npz, encodeNpz({ x: { data: new Float32Array(6 * 784).fill(0.5), shape: [6, 784], dtype: 'float32' }, y: { data: new BigInt64Array(6), shape: [6], dtype: 'int64' } }));
+  // data that does not fit the model: 27x27 images for a [N,1,28,28] model (flat 784-vectors would be reshaped)
+  const npz = path.join(tmp, 'small.npz');
+  fs.writeFileSync(npz, encodeNpz({ x: { data: new Float32Array(6 * 729).fill(0.5), shape: [6, 1, 27, 27], dtype: 'float32' }, y: { data: new BigInt64Array(6), shape: [6], dtype: 'int64' } }));
   assertUserError(cli(['scan', '--model', REFERENCE_MODEL, '--data', npz, '--out', path.join(tmp, 'bad')]), 'BULWARK_E_SHAPE', /\[N,1,28,28\]/);
   assertUserError(cli(['evaluate', '--model', REFERENCE_MODEL, '--data', npz, '--eps', '0.3']), 'BULWARK_E_SHAPE');
   assertUserError(cli(['evaluate', '--model', REFERENCE_MODEL, '--data', 'mnist:test[0:8]', '--eps', '1.5']), 'BULWARK_E_ARG', /diameter/);

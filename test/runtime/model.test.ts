@@ -224,3 +224,16 @@ test('a model with free image dims gets a gradient graph per input size, equal t
   assert.deepEqual(await free.zeroGradientNodes(), []);
   await free.dispose();
 });
+
+test('worker lanes start in a process run with --input-type=module --eval (they take no Node flags from it)', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const mod = path.join(repoRoot, 'dist', 'src', 'runtime', 'model.js');
+  const onnx = path.join(repoRoot, 'fixtures', 'models', 'mnist-cnn-small.onnx');
+  const code = `const { loadModel } = await import(${JSON.stringify(mod)});
+const m = await loadModel(${JSON.stringify(onnx)}, { workers: 2, threads: 1 });
+const p = await m.predict({ data: new Float32Array(4 * 784).fill(0.5), shape: [4, 1, 28, 28], dtype: 'float32' });
+process.stdout.write(JSON.stringify(p.shape));`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, '[4,10]');
+});

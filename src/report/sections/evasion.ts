@@ -73,7 +73,10 @@ export function evasionFindings(ev: RobustnessEvaluation, gateValue: number | un
 /** Example images: original, adversarial and perturbation, for up to 8 broken examples (one per attack first). */
 export function exampleImages(ev: RobustnessEvaluation, x: Float32Tensor, bounds: [number, number], indices: ArrayLike<number>): ImageRow[] {
   if (x.shape.length !== 4) return [];
-  const [, c, h, w] = x.shape as [number, number, number, number];
+  // NCHW, or NHWC (a model exported from TensorFlow): channels are the axis of 1 or 3.
+  const s = x.shape as [number, number, number, number];
+  const channelsLast = s[1] !== 1 && s[1] !== 3 && (s[3] === 1 || s[3] === 3);
+  const [c, h, w] = channelsLast ? [s[3], s[1], s[2]] : [s[1], s[2], s[3]];
   if (c !== 1 && c !== 3) return [];
   const ens = ev.ensemble;
   const order: number[] = [];
@@ -90,10 +93,10 @@ export function exampleImages(ev: RobustnessEvaluation, x: Float32Tensor, bounds
   const d = c * h * w;
   return order.slice(0, MAX_IMAGES).map((i) => {
     const off = i * d;
-    const orig = imagePixels(x.data, off, c, h, w, bounds);
-    const adv = imagePixels(ens.adversarial.data, off, c, h, w, bounds);
+    const orig = imagePixels(x.data, off, c, h, w, bounds, channelsLast);
+    const adv = imagePixels(ens.adversarial.data, off, c, h, w, bounds, channelsLast);
     const scale = ev.norm === 'inf' ? ev.eps : Math.max(1e-12, ...Array.from({ length: d }, (_, j) => Math.abs(ens.adversarial.data[off + j]! - x.data[off + j]!)));
-    const pert = perturbationPixels(ens.adversarial.data, x.data, off, c, h, w, scale);
+    const pert = perturbationPixels(ens.adversarial.data, x.data, off, c, h, w, scale, channelsLast);
     const img = (caption: string, px: Uint8Array, ch: 1 | 3) => ({ caption, png: pngDataUri(encodePng(px, w, h, ch)), width: w, height: h });
     const norm = ev.norm === 'inf' ? ens.norms.linf[i]! : ens.norms.l2[i]!;
     return {

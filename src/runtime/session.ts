@@ -35,7 +35,7 @@ export async function sessionBytes(g: Graph): Promise<Uint8Array> {
 
 /** Bulwark's onnxruntime session options (also used by the worker lanes, ./worker.ts). */
 export function ortSessionOptions(threads: number): ort.InferenceSession.SessionOptions {
-  return { intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all', logSeverityLevel: 3 };
+  return { intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all', logSeverityLevel: 4 };
 }
 
 /** Creates an onnxruntime session for a Graph (or ONNX bytes), with Bulwark's defaults. */

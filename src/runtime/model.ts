@@ -9,6 +9,7 @@ import { ELEM, cloneGraph, readModel, realInputs, topoSort, type Graph } from '.
 import { GraphBuilder } from '../onnx/builder.js';
 import { attrNum } from '../onnx/ir.js';
 import { probeShapes } from './probe.js';
+import type { ShapeMap } from '../onnx/shapes.js';
 import { sessionThreads, toOrt } from './session.js';
 import { checkWorkers, makeRunner, type Runner } from './workers.js';
 
@@ -26,7 +27,12 @@ export interface LoadOptions {
    * run about 1.8x faster than one session with two intra-op threads. Results do not depend on the split.
    */
   workers?: number;
-  /** Largest batch sent to onnxruntime in one run; larger inputs are split. */
+  /**
+   * Largest batch sent to onnxruntime in one run; larger inputs are split. Default: 256 for predictions; for
+   * gradients, sized from the graph so that one run's tensors take about 32 MB (8 to 256 examples, see
+   * {@link gradientChunk}), which keeps them in cache (cnn-small's input gradient on 128 examples runs 12% faster
+   * in runs of 32 than in one run of 128).
+   */
   batchSize?: number;
   /** Valid input range, default [0, 1]. */
   bounds?: [number, number];
@@ -60,6 +66,8 @@ export interface Model {
 
 interface GradSession {
   session: Runner;
+  /** Examples per run. */
+  chunk: number;
   labels: string;
   targets: string | undefined;
   outputs: { out: string; loss: string; grads: Map<string, string> };
@@ -85,6 +93,7 @@ export class OnnxModel implements Model {
   queries = 0;
   private readonly threads: number;
   private readonly batchSize: number;
+  private readonly explicitBatchSize: boolean;
   private readonly float64: boolean;
   private readonly workers: number;
   /** The input's batch size when the model fixes it (exported without a dynamic batch axis), else 0. */
@@ -118,6 +127,7 @@ export class OnnxModel implements Model {
     this.threads = opts.threads ?? 0;
     this.workers = checkWorkers(opts.workers);
     this.batchSize = opts.batchSize ?? 256;
+    this.explicitBatchSize = opts.batchSize !== undefined;
     this.float64 = opts.float64 ?? false;
     const softmaxInput = trailingSoftmaxInput(graph, this.outputName);
     const want = opts.outputKind ?? 'auto';
@@ -140,7 +150,7 @@ export class OnnxModel implements Model {
   async predict(x: Float32Tensor): Promise<Float32Tensor> {
     this.checkInput(x);
     const session = await this.forwardSession();
-    const out = await this.batched(x, async (xb, _s, _e, lane) => {
+    const out = await this.batched(x, this.batchSize, async (xb, _s, _e, lane) => {
       const res = await session.run({ [this.inputName]: this.feedX(xb) }, [this.outputName], lane);
       return [res[this.outputName]!];
     });
@@ -160,7 +170,7 @@ export class OnnxModel implements Model {
     const gs = await this.gradSession(head, [this.inputName], false, x.shape.slice(1));
     const gradName = gs.outputs.grads.get(this.inputName)!;
     const row = sizeOf(x.shape.slice(1));
-    const [out, loss, grad] = await this.batched(x, async (xb, start, end, lane) => {
+    const [out, loss, grad] = await this.batched(x, gs.chunk, async (xb, start, end, lane) => {
       const rows = xb.shape[0]!;
       const feeds: Record<string, ort.Tensor> = { [this.inputName]: this.feedX(xb), [gs.labels]: int64Feed(labels, start, end, rows) };
       if (gs.targets) {
@@ -292,7 +302,8 @@ export class OnnxModel implements Model {
     const threads = sessionThreads(this.threads, this.workers);
     const res = buildGradient({ graph: g, shapes, loss: h.loss, wrt, ...(perExample ? { perExample: wrt } : {}), convWeightGradient: weightGradientFor(threads) });
     const session = await makeRunner(keepPooledConvsNchw(res.graph, this.inputName, floatType), this.threads, this.workers);
-    return { session, labels: h.labels, targets: h.targets, outputs: { out: this.outputName, loss: h.loss, grads: res.grads }, zeroGradientNodes: res.zeroGradientNodes };
+    const chunk = this.explicitBatchSize ? this.batchSize : gradientChunk(shapes);
+    return { session, chunk, labels: h.labels, targets: h.targets, outputs: { out: this.outputName, loss: h.loss, grads: res.grads }, zeroGradientNodes: res.zeroGradientNodes };
   }
 
   private feedX(x: Float32Tensor): ort.Tensor {
@@ -306,11 +317,11 @@ export class OnnxModel implements Model {
    * the real ones (outputs whose first axis is the batch) is dropped. `run` sees the padded chunk, the real rows'
    * [start, end) and the lane.
    */
-  private async batched(x: Float32Tensor, run: (xb: Float32Tensor, start: number, end: number, lane: number) => Promise<ort.Tensor[]>): Promise<Float32Tensor[]> {
+  private async batched(x: Float32Tensor, batchSize: number, run: (xb: Float32Tensor, start: number, end: number, lane: number) => Promise<ort.Tensor[]>): Promise<Float32Tensor[]> {
     const n = x.shape[0]!;
     const row = sizeOf(x.shape.slice(1));
     // With worker lanes the examples are shared out so that every lane gets work (a batch of 128 on two lanes: 64 each).
-    const size = this.fixedBatch || (this.workers > 1 ? Math.max(1, Math.min(this.batchSize, Math.ceil(n / this.workers))) : this.batchSize);
+    const size = this.fixedBatch || (this.workers > 1 ? Math.max(1, Math.min(batchSize, Math.ceil(n / this.workers))) : batchSize);
     const bounds: [number, number][] = [];
     for (let s = 0; s < n; s += size) bounds.push([s, Math.min(n, s + size)]);
     const chunks: ort.Tensor[][] = new Array(bounds.length);
@@ -402,6 +413,25 @@ export function keepPooledConvsNchw(g: Graph, input: string, floatType: number):
   }
   out.nodes = topoSort(out);
   return out;
+}
+
+/** Bytes of one run's tensors that a gradient run aims at (about a shared L3 cache). */
+const GRADIENT_RUN_BYTES = 32 * 2 ** 20;
+
+/**
+ * Examples per gradient run: the power of two (8 to 256) whose tensors take about {@link GRADIENT_RUN_BYTES}, the
+ * per-example bytes estimated as three times those of every batch-sized value of the forward graph (a backward pass
+ * holds about two more of each). Smaller runs stay in cache; too small ones pay onnxruntime's per-run cost.
+ */
+export function gradientChunk(shapes: ShapeMap): number {
+  let perExample = 0;
+  for (const s of shapes.values()) {
+    if (s.dims.length === 0 || s.dims[0] !== -1) continue;
+    const elems = s.dims.slice(1).reduce((a, d) => a * Math.max(1, d), 1);
+    perExample += elems * (s.elemType === ELEM.DOUBLE || s.elemType === ELEM.INT64 ? 8 : s.elemType === ELEM.BOOL || s.elemType === ELEM.UINT8 ? 1 : 4);
+  }
+  const fit = GRADIENT_RUN_BYTES / Math.max(1, 3 * perExample);
+  return Math.max(8, Math.min(256, 2 ** Math.floor(Math.log2(Math.max(1, fit)))));
 }
 
 /** values[start:end] as int64, padded to `rows` with copies of the last value (a fixed-batch model's last chunk). */

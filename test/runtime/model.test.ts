@@ -237,3 +237,29 @@ process.stdout.write(JSON.stringify(p.shape));`;
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout, '[4,10]');
 });
+
+test('gradient runs are sized to about 32 MB of tensors, a power of two from 8 to 256 examples', async () => {
+  const { gradientChunk } = await import('../../src/runtime/model.js');
+  const { ELEM } = await import('../../src/onnx/ir.js');
+  // one batch-sized float value of `kb` KiB per example, plus values that do not follow the batch (ignored)
+  const shapes = (kb: number) => new Map([
+    ['a', { dims: [-1, kb * 256], elemType: ELEM.FLOAT }],
+    ['w', { dims: [1000, 1000], elemType: ELEM.FLOAT }],
+  ]);
+  assert.equal(gradientChunk(shapes(100)), 64); // 3 x 100 KiB per example: 32 MiB / 300 KiB = 109 -> 64
+  assert.equal(gradientChunk(shapes(200)), 32);
+  assert.equal(gradientChunk(shapes(1)), 256);
+  assert.equal(gradientChunk(shapes(100000)), 8);
+  // cnn-small's input-gradient graph runs in 32s; an explicit batchSize is kept
+  const onnx = path.join(repoRoot, 'fixtures', 'models', 'mnist-cnn-small.onnx');
+  const x: Float32Tensor = { data: new Float32Array(40 * 784).fill(0.25), shape: [40, 1, 28, 28], dtype: 'float32' };
+  const auto = await loadModel(onnx, { threads: 1 });
+  const fixed = await loadModel(onnx, { threads: 1, batchSize: 40 });
+  const a = await auto.lossAndGradient(x, new Array(40).fill(3));
+  const b = await fixed.lossAndGradient(x, new Array(40).fill(3));
+  assert.ok(maxAbsDiff(a.grad.data, b.grad.data) < 1e-6);
+  assert.equal((await (auto as unknown as { gradSession(h: object, w: string[]): Promise<{ chunk: number }> }).gradSession({ kind: 'ce' }, [auto.inputName])).chunk, 32);
+  assert.equal((await (fixed as unknown as { gradSession(h: object, w: string[]): Promise<{ chunk: number }> }).gradSession({ kind: 'ce' }, [fixed.inputName])).chunk, 40);
+  await auto.dispose();
+  await fixed.dispose();
+});

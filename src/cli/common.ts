@@ -36,7 +36,8 @@ export async function modelFromFlags(values: Record<string, unknown>, modelPath:
     outputKind: kind as 'auto' | 'logits' | 'probs',
     ...(threads === undefined ? {} : { threads }),
     workers,
-    batchSize: numberFlag(values, 'batch-size', 256, 1, 1 << 20, true),
+    // Without --batch-size the model picks its run sizes (256 for predictions, cache-sized gradient runs).
+    ...(values['batch-size'] === undefined ? {} : { batchSize: numberFlag(values, 'batch-size', 256, 1, 1 << 20, true) }),
   });
 }
 

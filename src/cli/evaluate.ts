@@ -28,7 +28,7 @@ Options:
       --threads T         onnxruntime intra-op threads (per worker)
       --workers W         worker threads that share every batch (default, when --threads is not given
                           either: one per core, up to 4)
-      --batch-size B      examples per onnxruntime run (default 256)
+      --batch-size B      examples per onnxruntime run (default: 256 for predictions, a cache-sized run for gradients)
 
 Suites: quick (100 examples, 25 steps, 3 targets, Square 1000 queries), standard (1000 examples, 100 steps,
 9 targets, 5000 queries), thorough (10000 examples, APGD-CE 5 restarts, Square 10000 queries).

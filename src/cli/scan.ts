@@ -73,7 +73,7 @@ ${wrapList(gateMetrics(), '                             metrics:')}
       --threads T            onnxruntime intra-op threads (per worker)
       --workers W            worker threads that share every batch (default, when --threads is not given
                              either: one per core, up to 4)
-      --batch-size B         examples per onnxruntime run (default 256)
+      --batch-size B         examples per onnxruntime run (default: 256 for predictions, a cache-sized run for gradients)
 
 Exit codes: 0 report written and every gate passed, 1 a gate failed, 2 usage or input error.
 `;

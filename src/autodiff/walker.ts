@@ -3,7 +3,6 @@ import type { TypedArray } from '../core/tensor.js';
 import { GraphBuilder, tensorAttr } from '../onnx/builder.js';
 import { ELEM, attrNum, cloneGraph, topoSort, type Graph, type Node, type TensorData } from '../onnx/ir.js';
 import type { ShapeMap } from '../onnx/shapes.js';
-import { availableParallelism } from 'node:os';
 import { attrReaders, makeUnsupported, type ConvWeightGradient, type RuleContext } from './context.js';
 import { pooledConvCascade, pooledConvUnpool, splitPooledConvs, type PooledConv } from './pooled.js';
 import { NO_GRADIENT, RULES, ZERO_GRADIENT } from './registry.js';
@@ -35,14 +34,10 @@ export interface GradientRequest {
   splitPooledConvs?: boolean;
   /**
    * How Conv weight gradients are formed: 'taps' (default; for sessions on one thread) or 'im2col' (for sessions with
-   * several intra-op threads). See {@link weightGradientFor}. Values agree to float rounding either way.
+   * several intra-op threads); the runtime picks it (runtime/session.ts convWeightGradientFor). Values agree to float
+   * rounding either way.
    */
   convWeightGradient?: ConvWeightGradient;
-}
-
-/** The Conv weight-gradient form for a session that runs with `threads` intra-op threads (0: all cores). */
-export function weightGradientFor(threads: number): ConvWeightGradient {
-  return (threads === 0 ? availableParallelism() : threads) === 1 ? 'taps' : 'im2col';
 }
 
 export interface GradientResult {
@@ -113,6 +108,7 @@ export function buildGradient(req: GradientRequest): GradientResult {
     if (!req.wrt.includes(p)) throw new BulwarkError('BULWARK_E_INTERNAL', `per-example gradient requested for ${p}, which is not in wrt`);
   }
   const zeroGradientNodes: string[] = [];
+  const weightForm = req.convWeightGradient ?? 'taps';
   // Outputs of phase Convs whose bias gradient the pooled Max gives directly (see below).
   const biasFromPool = new Set<string>();
   for (let i = active.length - 1; i >= 0; i--) {
@@ -140,7 +136,7 @@ export function buildGradient(req: GradientRequest): GradientResult {
       }
       // dY goes to the argmax element of the full-resolution map, then through the original Conv's rule.
       const unpooled = pooledConvUnpool(b, pc, node.outputs[0]!, outGrads[0]!);
-      const convCtx = makeContext(pc.conv, b, g.opset, [unpooled], fromWrt, shapes, constants, floatType, perExample, req.convWeightGradient ?? 'taps', new Set([2]));
+      const convCtx = makeContext(pc.conv, b, g.opset, [unpooled], fromWrt, shapes, constants, floatType, perExample, weightForm, new Set([2]));
       const convGrads = RULES.get('Conv')!(convCtx);
       pc.conv.inputs.forEach((inp, k) => {
         const gr = convGrads[k];
@@ -149,7 +145,7 @@ export function buildGradient(req: GradientRequest): GradientResult {
       continue;
     }
     const skip = node.opType === 'Conv' && biasFromPool.has(node.outputs[0]!) ? new Set([2]) : undefined;
-    const ctx = makeContext(node, b, g.opset, outGrads, fromWrt, shapes, constants, floatType, perExample, req.convWeightGradient ?? 'taps', skip);
+    const ctx = makeContext(node, b, g.opset, outGrads, fromWrt, shapes, constants, floatType, perExample, weightForm, skip);
     node.inputs.forEach((inp, k) => {
       if (perExample.has(inp) && !PER_EXAMPLE_OPS.has(node.opType)) {
         ctx.unsupported(`per-example gradient of parameter ${inp} (input ${k}): supported only where a parameter feeds ${[...PER_EXAMPLE_OPS].join(', ')}`);

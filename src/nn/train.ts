@@ -10,11 +10,11 @@ import { Rng } from '../core/rng.js';
 import { concatRows, shapeStr, sizeOf, type Float32Tensor } from '../core/tensor.js';
 import { appendHead } from '../autodiff/heads.js';
 import { normalizeOpset, simplifyForGradient, toFloat64 } from '../autodiff/normalize.js';
-import { buildGradient, weightGradientFor } from '../autodiff/walker.js';
+import { buildGradient } from '../autodiff/walker.js';
 import { batches, numBatches, type Dataset } from '../data/index.js';
 import { ELEM, type Graph } from '../onnx/ir.js';
 import { probeShapes } from '../runtime/probe.js';
-import { createSession, fromOrt, runSession, sessionThreads, toOrt } from '../runtime/session.js';
+import { convWeightGradientFor, createSession, fromOrt, runSession, toOrt } from '../runtime/session.js';
 import { checkWorkers, makeRunner, type Runner } from '../runtime/workers.js';
 import { BatchNorm, Dropout } from './layers.js';
 import { INPUT_NAME, OUTPUT_NAME, type Network } from './network.js';
@@ -42,17 +42,17 @@ export interface TrainingGraph {
  * the summed per-example loss with respect to every parameter.
  * @param net the network
  * @param opts label smoothing ε, float64 (for numerical gradient checks), perExample (gradients [B, ...shape] per example,
- *   for DP-SGD), and the intra-op threads the graph's session will run with (which picks the Conv weight-gradient form)
+ *   for DP-SGD), and the threads and workers the graph's session will run with (which pick the Conv weight-gradient form)
  * @returns the graph and its names
  * @throws BulwarkError BULWARK_E_UNSUPPORTED_OP if a layer emits an op without a gradient rule (a Bulwark bug)
  */
-export async function buildTrainingGraph(net: Network, opts: { labelSmoothing?: number; float64?: boolean; perExample?: boolean; threads?: number } = {}): Promise<TrainingGraph> {
+export async function buildTrainingGraph(net: Network, opts: { labelSmoothing?: number; float64?: boolean; perExample?: boolean; threads?: number; workers?: number } = {}): Promise<TrainingGraph> {
   let g = simplifyForGradient(normalizeOpset(net.graph({ mode: 'train', weightsAsInputs: true })));
   if (opts.float64) g = toFloat64(g);
   const head = appendHead(g, OUTPUT_NAME, net.numClasses, { kind: 'ce', labelSmoothing: opts.labelSmoothing ?? 0 }, opts.float64 ? ELEM.DOUBLE : ELEM.FLOAT);
   const shapes = await probeShapes(g);
   const wrt = net.params().map((p) => p.name);
-  const res = buildGradient({ graph: g, shapes, loss: head.loss, wrt, ...(opts.perExample ? { perExample: wrt } : {}), convWeightGradient: weightGradientFor(opts.threads ?? sessionThreads(undefined, 1)) });
+  const res = buildGradient({ graph: g, shapes, loss: head.loss, wrt, ...(opts.perExample ? { perExample: wrt } : {}), convWeightGradient: convWeightGradientFor(opts.threads, opts.workers ?? 1) });
   const layers = net.layers();
   return {
     graph: res.graph,
@@ -102,8 +102,7 @@ export class TrainingSession {
     const perExample = opts.perExample ?? false;
     const requested = checkWorkers(opts.workers);
     const workers = net.layers().some((l) => l instanceof BatchNorm) ? 1 : requested;
-    const threads = sessionThreads(opts.threads, workers);
-    const tg = await buildTrainingGraph(net, { ...(opts.labelSmoothing === undefined ? {} : { labelSmoothing: opts.labelSmoothing }), perExample, threads });
+    const tg = await buildTrainingGraph(net, { ...(opts.labelSmoothing === undefined ? {} : { labelSmoothing: opts.labelSmoothing }), perExample, ...(opts.threads === undefined ? {} : { threads: opts.threads }), workers });
     return new TrainingSession(net, tg, await makeRunner(tg.graph, opts.threads, workers), perExample);
   }
 

@@ -1,16 +1,16 @@
 import * as ort from 'onnxruntime-node';
 import { BulwarkError } from '../core/errors.js';
-import { assertFinite, shapeStr, sizeOf, type Float32Tensor } from '../core/tensor.js';
+import { assertFinite, concatRows, shapeStr, sizeOf, type Float32Tensor } from '../core/tensor.js';
 import { appendHead, headKey, type HeadSpec } from '../autodiff/heads.js';
 import { normalizeOpset, simplifyForGradient, toFloat64 } from '../autodiff/normalize.js';
-import { buildGradient, weightGradientFor } from '../autodiff/walker.js';
+import { buildGradient } from '../autodiff/walker.js';
 import { gradientSupport } from '../autodiff/registry.js';
-import { ELEM, cloneGraph, readModel, realInputs, topoSort, type Graph } from '../onnx/ir.js';
+import { ELEM, cloneGraph, elemSize, readModel, realInputs, topoSort, type Graph } from '../onnx/ir.js';
 import { GraphBuilder } from '../onnx/builder.js';
 import { attrNum } from '../onnx/ir.js';
 import { probeShapes } from './probe.js';
 import type { ShapeMap } from '../onnx/shapes.js';
-import { sessionThreads, toOrt } from './session.js';
+import { convWeightGradientFor, fromOrt, toOrt } from './session.js';
 import { checkWorkers, makeRunner, type Runner } from './workers.js';
 
 export type OutputKind = 'logits' | 'probs';
@@ -213,14 +213,8 @@ export class OnnxModel implements Model {
       const name = gs.outputs.grads.get(p)!;
       const chunks = parts.map((r) => r[name]!.data as Float32Array | Float64Array);
       let d: Float32Array;
-      if (opts.perExample) {
-        d = new Float32Array(chunks.reduce((a, c) => a + c.length, 0));
-        let off = 0;
-        for (const c of chunks) {
-          d.set(c, off);
-          off += c.length;
-        }
-      } else {
+      if (opts.perExample) d = toF32(concatRows(parts.map((r) => fromOrt(r[name]!))).data as Float32Array | Float64Array);
+      else {
         d = toF32(chunks[0]!);
         for (const c of chunks.slice(1)) for (let i = 0; i < d.length; i++) d[i]! += c[i]!;
       }
@@ -299,8 +293,7 @@ export class OnnxModel implements Model {
     // A fixed-batch model's labels (and targets) have its batch size, not the probe's free sizes.
     const fixed = this.fixedBatch ? Object.fromEntries([h.labels, h.targets].filter((v): v is string => !!v).map((v) => [v, [this.fixedBatch]])) : {};
     const shapes = await probeShapes(g, { ...fixed, ...inputDims });
-    const threads = sessionThreads(this.threads, this.workers);
-    const res = buildGradient({ graph: g, shapes, loss: h.loss, wrt, ...(perExample ? { perExample: wrt } : {}), convWeightGradient: weightGradientFor(threads) });
+    const res = buildGradient({ graph: g, shapes, loss: h.loss, wrt, ...(perExample ? { perExample: wrt } : {}), convWeightGradient: convWeightGradientFor(this.threads, this.workers) });
     const session = await makeRunner(keepPooledConvsNchw(res.graph, this.inputName, floatType), this.threads, this.workers);
     const chunk = this.explicitBatchSize ? this.batchSize : gradientChunk(shapes);
     return { session, chunk, labels: h.labels, targets: h.targets, outputs: { out: this.outputName, loss: h.loss, grads: res.grads }, zeroGradientNodes: res.zeroGradientNodes };
@@ -428,7 +421,7 @@ export function gradientChunk(shapes: ShapeMap): number {
   for (const s of shapes.values()) {
     if (s.dims.length === 0 || s.dims[0] !== -1) continue;
     const elems = s.dims.slice(1).reduce((a, d) => a * Math.max(1, d), 1);
-    perExample += elems * (s.elemType === ELEM.DOUBLE || s.elemType === ELEM.INT64 ? 8 : s.elemType === ELEM.BOOL || s.elemType === ELEM.UINT8 ? 1 : 4);
+    perExample += elems * elemSize(s.elemType);
   }
   const fit = GRADIENT_RUN_BYTES / Math.max(1, 3 * perExample);
   return Math.max(8, Math.min(256, 2 ** Math.floor(Math.log2(Math.max(1, fit)))));

@@ -1,4 +1,6 @@
+import { availableParallelism } from 'node:os';
 import * as ort from 'onnxruntime-node';
+import type { ConvWeightGradient } from '../autodiff/context.js';
 import { BulwarkError } from '../core/errors.js';
 import type { Tensor, TypedArray, DType } from '../core/tensor.js';
 import { ELEM, writeModelBytes, type Graph } from '../onnx/ir.js';
@@ -18,6 +20,16 @@ let defaultThreads = 0;
  */
 export function sessionThreads(threads: number | undefined, workers: number): number {
   return workers > 1 ? threads || 1 : threads ?? defaultThreads;
+}
+
+/**
+ * The Conv weight-gradient form (GradientRequest.convWeightGradient) for a session run with these threads and
+ * workers: per-tap GEMMs when it runs on one thread (each worker lane does), im2col with per-example GEMMs when
+ * onnxruntime has several threads to spread them over (0: all cores).
+ */
+export function convWeightGradientFor(threads: number | undefined, workers: number): ConvWeightGradient {
+  const t = sessionThreads(threads, workers);
+  return (t === 0 ? availableParallelism() : t) === 1 ? 'taps' : 'im2col';
 }
 
 /** Sets the thread count used by sessions created without an explicit `threads`. */

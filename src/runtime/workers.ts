@@ -3,7 +3,7 @@ import { Worker } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { BulwarkError } from '../core/errors.js';
 import type { Graph } from '../onnx/ir.js';
-import { createSession, runSession, sessionBytes } from './session.js';
+import { createSession, runSession, sessionBytes, sessionThreads } from './session.js';
 
 /** A tensor as it crosses the thread boundary. */
 export interface WireTensor {
@@ -156,7 +156,7 @@ export interface Runner {
  */
 export async function makeRunner(graph: Graph, threads: number | undefined, workers: number): Promise<Runner> {
   if (workers > 1) {
-    const lanes = await LaneSessions.create(await sessionBytes(graph), workers, threads || 1);
+    const lanes = await LaneSessions.create(await sessionBytes(graph), workers, sessionThreads(threads, workers));
     return { lanes: workers, run: (f, o, lane) => lanes.run(f, o, lane), release: () => lanes.release() };
   }
   const session = await createSession(graph, threads === undefined ? {} : { threads });

@@ -121,6 +121,17 @@ test('hardening section: record, claim check, smoothing, detector and preprocess
     assert.equal(h.metrics['preprocessing-adaptive-accuracy'], Math.max(...pre.defenses.slice(1).map((r) => r.adaptive)));
     // median 3×3 is undone by BPDA (docs/HARDENING.md: 1% under BPDA PGD-20)
     assert.ok(pre.defenses[1]!.adaptive <= 0.2, `median 3×3 under BPDA: ${pre.defenses[1]!.adaptive}`);
+    // the bypass finding speaks of the defense with the largest gap, its title and its figure alike
+    const gaps = pre.defenses.slice(1).map((r) => r.transferred - r.adaptive);
+    const bypass = h.findings.find((f) => f.id === 'hardening-preprocessing-bypassed');
+    assert.equal(bypass !== undefined, Math.max(...gaps) >= 0.1, `gaps ${gaps}`);
+    if (bypass) {
+      const worst = pre.defenses[1 + gaps.indexOf(Math.max(...gaps))]!;
+      assert.equal(bypass.metric, 'preprocessing-overstated-by');
+      assert.equal(bypass.value, Math.max(...gaps));
+      assert.ok(bypass.title.includes(`${worst.defense} keeps ${(100 * worst.transferred).toFixed(1)}%`), bypass.title);
+      assert.ok(bypass.title.includes(`${(100 * worst.adaptive).toFixed(1)}% under BPDA`), bypass.title);
+    }
   } finally {
     await model.dispose();
   }

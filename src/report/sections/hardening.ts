@@ -484,10 +484,11 @@ export const hardeningProvider: SectionProvider = {
         if ((worst['gap'] as number) >= 0.1) {
           findings.push(makeFinding('hardening-preprocessing-bypassed', {
             title: `Preprocessing overstates robustness: ${worst['defense']} keeps ${(100 * (worst['transferred'] as number)).toFixed(1)}% against transferred examples but ${(100 * (worst['adaptive'] as number)).toFixed(1)}% under BPDA`,
-            metric: 'preprocessing-adaptive-accuracy',
-            value: best,
+            // The figure of the defense the title names (the section's gate metric is the best defense's accuracy).
+            metric: 'preprocessing-overstated-by',
+            value: worst['gap'] as number,
             threshold: null,
-            evidence: { threat: { norm, eps }, examples: nA, defenses: rows },
+            evidence: { threat: { norm, eps }, examples: nA, defense: worst['defense'], defenses: rows },
           }));
         }
       }

@@ -121,6 +121,8 @@ test('hardening section: record, claim check, smoothing, detector and preprocess
     assert.equal(h.metrics['preprocessing-adaptive-accuracy'], Math.max(...pre.defenses.slice(1).map((r) => r.adaptive)));
     // median 3×3 is undone by BPDA (docs/HARDENING.md: 1% under BPDA PGD-20)
     assert.ok(pre.defenses[1]!.adaptive <= 0.2, `median 3×3 under BPDA: ${pre.defenses[1]!.adaptive}`);
+    const best = pre.defenses.slice(1).find((r) => r.adaptive === h.metrics['preprocessing-adaptive-accuracy'])!;
+    assert.ok(h.summary.includes(`The best preprocessing defense, ${best.defense}, keeps ${(100 * best.adaptive).toFixed(1)}% under BPDA.`), h.summary);
     // the bypass finding speaks of the defense with the largest gap, its title and its figure alike
     const gaps = pre.defenses.slice(1).map((r) => r.transferred - r.adaptive);
     const bypass = h.findings.find((f) => f.id === 'hardening-preprocessing-bypassed');

@@ -508,7 +508,11 @@ export const hardeningProvider: SectionProvider = {
     if (parts.has('record')) bits.push(`Training method: ${methodText(rec)}.`);
     if (metrics['certified-accuracy'] !== undefined) bits.push(`Certified accuracy ${(100 * metrics['certified-accuracy']).toFixed(1)}% at L2 radius ${(details['smoothing'] as { radius: number }).radius}.`);
     if (metrics['detector-tpr'] !== undefined) bits.push(`The feature-squeezing detector flags ${(100 * metrics['detector-tpr']).toFixed(1)}% of the scan's adversarial examples at a ${100 * DETECTOR_FPR}% FPR threshold${metrics['detector-adaptive-evasion'] !== undefined ? `; an adaptive attack evades it on ${(100 * metrics['detector-adaptive-evasion']).toFixed(1)}% of examples` : ''}.`);
-    if (metrics['preprocessing-adaptive-accuracy'] !== undefined) bits.push(`The best preprocessing defense keeps ${(100 * metrics['preprocessing-adaptive-accuracy']).toFixed(1)}% under BPDA.`);
+    if (metrics['preprocessing-adaptive-accuracy'] !== undefined) {
+      const rows = (details['preprocessing'] as { defenses: { defense: string; adaptive: number }[] }).defenses.slice(1);
+      const best = rows.find((r) => r.adaptive === metrics['preprocessing-adaptive-accuracy'])!;
+      bits.push(`The best preprocessing defense, ${best.defense}, keeps ${(100 * best.adaptive).toFixed(1)}% under BPDA.`);
+    }
     if (ran.length === 0 && !parts.has('record')) bits.push('Nothing was evaluated.');
     return {
       id: 'hardening',

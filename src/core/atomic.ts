@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { BulwarkError } from './errors.js';
+import { makeDirs } from './fsio.js';
 
 /** A temporary file that becomes `target` on {@link AtomicFile.commit}. */
 export class AtomicFile {
@@ -32,7 +33,7 @@ export class AtomicFile {
     const abs = path.resolve(target);
     const dir = path.dirname(abs);
     try {
-      await fs.promises.mkdir(dir, { recursive: true });
+      makeDirs(dir);
       const st = await fs.promises.stat(abs).catch(() => null);
       if (st && st.isDirectory()) throw new Error('the path is a folder');
       const tmp = path.join(dir, `.${path.basename(abs)}.${randomBytes(8).toString('hex')}.tmp`);

@@ -42,9 +42,43 @@ export function writeFileAtomic(file: string, data: Uint8Array | string, what = 
   }
 }
 
+/**
+ * Creates a folder and its missing parents one level at a time (mkdir without `recursive`): Node's recursive mkdir
+ * never returns for some paths (a missing folder under /proc spins forever), while a single mkdir fails at once.
+ * @throws Error (a Node error) when a level cannot be created or a parent is not a folder
+ */
+export function makeDirs(dir: string): void {
+  const missing: string[] = [];
+  let d = path.resolve(dir);
+  for (;;) {
+    let st: fs.Stats | undefined;
+    try {
+      st = fs.statSync(d);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw e;
+    }
+    if (st) {
+      if (!st.isDirectory()) throw new Error(`${d} is not a folder`);
+      break;
+    }
+    missing.push(d);
+    const parent = path.dirname(d);
+    if (parent === d) break;
+    d = parent;
+  }
+  for (const m of missing.reverse()) {
+    try {
+      fs.mkdirSync(m);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || !fs.statSync(m).isDirectory()) throw e;
+    }
+  }
+}
+
 function writeAtomic(file: string, data: Uint8Array | string): void {
   const dir = path.dirname(path.resolve(file));
-  fs.mkdirSync(dir, { recursive: true });
+  makeDirs(dir);
   if (fs.existsSync(file) && fs.statSync(file).isDirectory()) throw new Error('it is a folder');
   const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
   const fd = fs.openSync(tmp, 'wx', 0o644);

@@ -12,7 +12,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BulwarkError } from '../../core/errors.js';
-import { readFileChecked, writeFileAtomic } from '../../core/fsio.js';
+import { makeDirs, readFileChecked, writeFileAtomic } from '../../core/fsio.js';
 import { Rng } from '../../core/rng.js';
 import { argmaxRows, gatherRows, type Float32Tensor } from '../../core/tensor.js';
 import { encodeNpz, readNpz, type Dataset } from '../../data/index.js';
@@ -137,7 +137,7 @@ export class SisaEnsemble {
       history: [],
       trainSeconds: 0,
     };
-    fs.mkdirSync(dir, { recursive: true });
+    makeDirs(dir);
     const ens = new SisaEnsemble(dir, manifest);
     ens.threads = opts.threads;
     for (let s = 0; s < S; s++) await ens.trainShard(s, 0, data);

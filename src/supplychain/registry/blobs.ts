@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { BulwarkError } from '../../core/errors.js';
+import { makeDirs } from '../../core/fsio.js';
 import { AtomicFile } from '../../core/atomic.js';
 
 const CHUNK = 1024 * 1024;
@@ -80,7 +81,7 @@ export class BlobStore {
     try {
       const st = await src.stat();
       if (!st.isFile()) throw new BulwarkError('BULWARK_E_FILE_READ', `${what}: not a regular file: ${file}`, { hint: 'The registry stores single-file models; pack a folder model into one file first.' });
-      await fs.promises.mkdir(this.tmpDir, { recursive: true });
+      makeDirs(this.tmpDir);
       const tmp = path.join(this.tmpDir, `${process.pid}-${randomBytes(8).toString('hex')}.tmp`);
       const out = await fs.promises.open(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o644);
       const h = createHash('sha256');
@@ -120,7 +121,7 @@ export class BlobStore {
         const target = this.pathOf(digest);
         if (done) return target;
         try {
-          await fs.promises.mkdir(this.dir, { recursive: true });
+          makeDirs(this.dir);
           await fs.promises.chmod(tmp, 0o444);
           // Renaming over an existing blob of the same address replaces it with identical (and checked) bytes,
           // which also repairs a damaged copy.

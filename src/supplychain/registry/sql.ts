@@ -10,6 +10,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BulwarkError } from '../../core/errors.js';
+import { makeDirs } from '../../core/fsio.js';
 
 /** A value bound to a `?` placeholder. */
 export type SqlParam = string | number | null;
@@ -189,7 +190,7 @@ class SqliteDb implements SqlDb {
       });
     }
     try {
-      if (!memory) fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+      if (!memory) makeDirs(path.dirname(path.resolve(file)));
       // timeout: how long a writer waits for another process's lock before failing (SQLITE_BUSY).
       const db = new Database(file, { timeout: 15000 });
       db.pragma('journal_mode = WAL');

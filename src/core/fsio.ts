@@ -28,26 +28,12 @@ export function readFileChecked(file: string, what: string, maxBytes = 8 * 1024 
 }
 
 /**
- * Writes a file atomically: the bytes go to a temporary file in the same folder, are fsynced, and the temporary
- * file is renamed over the target, so a reader sees the old file or the new one, never a half-written one.
- * @param what what the file is, for messages (e.g. "--out")
- * @throws BulwarkError BULWARK_E_FILE_WRITE when the target is a folder or the folder cannot be created or written
- */
-export function writeFileAtomic(file: string, data: Uint8Array | string, what = 'output file'): void {
-  try {
-    writeAtomic(file, data);
-  } catch (e) {
-    if (e instanceof BulwarkError) throw e;
-    throw new BulwarkError('BULWARK_E_FILE_WRITE', `${what}: cannot write ${file}: ${(e as Error).message}`);
-  }
-}
-
-/**
  * Creates a folder and its missing parents one level at a time (mkdir without `recursive`): Node's recursive mkdir
  * never returns for some paths (a missing folder under /proc spins forever), while a single mkdir fails at once.
+ * @returns the folders it created, outermost first
  * @throws Error (a Node error) when a level cannot be created or a parent is not a folder
  */
-export function makeDirs(dir: string): void {
+export function makeDirs(dir: string): string[] {
   const missing: string[] = [];
   let d = path.resolve(dir);
   for (;;) {
@@ -67,42 +53,82 @@ export function makeDirs(dir: string): void {
     if (parent === d) break;
     d = parent;
   }
+  const created: string[] = [];
   for (const m of missing.reverse()) {
     try {
       fs.mkdirSync(m);
+      created.push(m);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || !fs.statSync(m).isDirectory()) throw e;
     }
   }
+  return created;
 }
 
-function writeAtomic(file: string, data: Uint8Array | string): void {
-  const dir = path.dirname(path.resolve(file));
-  makeDirs(dir);
-  if (fs.existsSync(file) && fs.statSync(file).isDirectory()) throw new Error('it is a folder');
-  const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
-  const fd = fs.openSync(tmp, 'wx', 0o644);
+/**
+ * Writes a file atomically: the bytes go to a temporary file in the same folder, are fsynced, and the temporary
+ * file is renamed over the target, so a reader sees the old file or the new one, never a half-written one.
+ * @param what what the file is, for messages (e.g. "--out")
+ * @throws BulwarkError BULWARK_E_FILE_WRITE when the target is a folder or the folder cannot be created or written
+ */
+export function writeFileAtomic(file: string, data: Uint8Array | string, what = 'output file'): void {
+  writeFilesAtomic([{ file, data }], what);
+}
+
+/**
+ * Writes several files as one: every file is written to a temporary file beside its target and fsynced first, and
+ * only when all are written are they renamed over their targets. A failure before that point (a full disk, a target
+ * that is a folder) leaves every target as it was, removes the temporary files and the folders this call created.
+ * @param what what the files are, for messages (e.g. "--out")
+ * @throws BulwarkError BULWARK_E_FILE_WRITE
+ */
+export function writeFilesAtomic(files: { file: string; data: Uint8Array | string }[], what = 'output file'): void {
+  const created: string[] = [];
+  const temps: { tmp: string; file: string }[] = [];
+  let current = files[0]?.file ?? '';
   try {
-    fs.writeFileSync(fd, data);
-    fs.fsyncSync(fd);
+    for (const f of files) {
+      current = f.file;
+      const dir = path.dirname(path.resolve(f.file));
+      created.push(...makeDirs(dir));
+      if (fs.existsSync(f.file) && fs.statSync(f.file).isDirectory()) throw new Error('it is a folder');
+      const tmp = path.join(dir, `.${path.basename(f.file)}.${randomBytes(6).toString('hex')}.tmp`);
+      const fd = fs.openSync(tmp, 'wx', 0o644);
+      temps.push({ tmp, file: f.file });
+      try {
+        fs.writeFileSync(fd, f.data);
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
   } catch (e) {
-    fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
-    throw e;
+    for (const t of temps) fs.rmSync(t.tmp, { force: true });
+    for (const d of created.reverse()) {
+      try {
+        fs.rmdirSync(d);
+      } catch {
+        // not empty (something else wrote there meanwhile): leave it
+      }
+    }
+    throw new BulwarkError('BULWARK_E_FILE_WRITE', `${what}: cannot write ${current}: ${(e as Error).message}`);
   }
-  fs.closeSync(fd);
-  try {
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw e;
+  for (let i = 0; i < temps.length; i++) {
+    try {
+      fs.renameSync(temps[i]!.tmp, temps[i]!.file);
+    } catch (e) {
+      for (const t of temps.slice(i)) fs.rmSync(t.tmp, { force: true });
+      throw new BulwarkError('BULWARK_E_FILE_WRITE', `${what}: cannot write ${temps[i]!.file}: ${(e as Error).message}`);
+    }
   }
-  try {
-    const dfd = fs.openSync(dir, 'r');
-    fs.fsyncSync(dfd);
-    fs.closeSync(dfd);
-  } catch {
-    // Some filesystems refuse fsync on a directory; the rename is still atomic.
+  for (const dir of new Set(temps.map((t) => path.dirname(path.resolve(t.file))))) {
+    try {
+      const dfd = fs.openSync(dir, 'r');
+      fs.fsyncSync(dfd);
+      fs.closeSync(dfd);
+    } catch {
+      // Some filesystems refuse fsync on a directory; the rename is still atomic.
+    }
   }
 }
 

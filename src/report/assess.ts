@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BulwarkError, namingFlag } from '../core/errors.js';
-import { readFileChecked, writeFileAtomic } from '../core/fsio.js';
+import { readFileChecked, writeFilesAtomic } from '../core/fsio.js';
 import { gatherRows } from '../core/tensor.js';
 import { fitLayout } from '../data/layout.js';
 import { loadData, parseDataSpec } from '../data/spec.js';
@@ -276,9 +276,15 @@ export function writeReport(report: Report, outDir: string): ReportFiles {
   const files = { json: path.join(outDir, 'report.json'), html: path.join(outDir, 'report.html'), sarif: path.join(outDir, 'report.sarif') };
   try {
     if (fs.existsSync(outDir) && !fs.statSync(outDir).isDirectory()) throw new BulwarkError('BULWARK_E_FILE_WRITE', `--out ${outDir} is a file; give a folder`);
-    writeFileAtomic(files.json, JSON.stringify(report, null, 1) + '\n');
-    writeFileAtomic(files.html, renderHtml(report));
-    writeFileAtomic(files.sarif, JSON.stringify(renderReportSarif(report), null, 1) + '\n');
+    // All three or none: a failure (a full disk, a folder in the way) leaves an earlier report whole.
+    writeFilesAtomic(
+      [
+        { file: files.json, data: JSON.stringify(report, null, 1) + '\n' },
+        { file: files.html, data: renderHtml(report) },
+        { file: files.sarif, data: JSON.stringify(renderReportSarif(report), null, 1) + '\n' },
+      ],
+      '--out',
+    );
   } catch (e) {
     if (e instanceof BulwarkError) throw e;
     throw new BulwarkError('BULWARK_E_FILE_WRITE', `cannot write the report into ${outDir}: ${(e as Error).message}`);

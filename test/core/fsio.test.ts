@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { makeDirs, writeFileAtomic } from '../../src/core/fsio.js';
+import { makeDirs, writeFileAtomic, writeFilesAtomic } from '../../src/core/fsio.js';
 import { AtomicFile } from '../../src/core/atomic.js';
 import { BulwarkError } from '../../src/core/errors.js';
 
@@ -48,4 +48,21 @@ test('AtomicFile: abort keeps the old target and removes the temporary file', as
   await a.abort();
   assert.equal(fs.readFileSync(f, 'utf8'), 'before');
   assert.deepEqual(fs.readdirSync(path.dirname(f)).filter((n) => n !== 'big.bin'), []);
+});
+
+test('writeFilesAtomic writes all files or none: a folder in the way of the last keeps the earlier ones as they were', () => {
+  const dir = path.join(tmp, 'report');
+  writeFilesAtomic([{ file: path.join(dir, 'report.json'), data: 'json 1' }, { file: path.join(dir, 'report.html'), data: 'html 1' }]);
+  fs.mkdirSync(path.join(dir, 'report.sarif'));
+  assert.throws(
+    () => writeFilesAtomic([{ file: path.join(dir, 'report.json'), data: 'json 2' }, { file: path.join(dir, 'report.html'), data: 'html 2' }, { file: path.join(dir, 'report.sarif'), data: 'sarif 2' }], '--out'),
+    (e: unknown) => e instanceof BulwarkError && e.code === 'BULWARK_E_FILE_WRITE' && e.message.includes('report.sarif'),
+  );
+  assert.equal(fs.readFileSync(path.join(dir, 'report.json'), 'utf8'), 'json 1');
+  assert.equal(fs.readFileSync(path.join(dir, 'report.html'), 'utf8'), 'html 1');
+  assert.deepEqual(leftovers(dir), []);
+  // a folder the call created is removed again when it fails
+  const fresh = path.join(tmp, 'fresh', 'rep');
+  assert.throws(() => writeFilesAtomic([{ file: path.join(fresh, 'a.json'), data: 'a' }, { file: path.join(tmp, 'plain', 'b.json'), data: 'b' }]), /b\.json/);
+  assert.equal(fs.existsSync(path.join(tmp, 'fresh')), false);
 });

@@ -1,7 +1,7 @@
 import { BulwarkError } from '../core/errors.js';
 import type { TypedArray } from '../core/tensor.js';
 import { GraphBuilder, tensorAttr } from '../onnx/builder.js';
-import { ELEM, attrNum, cloneGraph, topoSort, type Graph, type Node, type TensorData } from '../onnx/ir.js';
+import { ELEM, allInputs, attrNum, cloneGraph, topoSort, type Graph, type Node, type TensorData } from '../onnx/ir.js';
 import type { ShapeMap } from '../onnx/shapes.js';
 import { attrReaders, makeUnsupported, type ConvWeightGradient, type RuleContext } from './context.js';
 import { pooledConvCascade, pooledConvUnpool, splitPooledConvs, type PooledConv } from './pooled.js';
@@ -161,6 +161,15 @@ export function buildGradient(req: GradientRequest): GradientResult {
   const grads = new Map<string, string>();
   for (const w of req.wrt) {
     const found = gradOf(w);
+    if (!found) {
+      const blocking = blockingOps(order, w, toLoss);
+      if (blocking.length > 0) {
+        const names = blocking.slice(0, 4).map((n) => `${n.opType} (node ${n.name})`).join(', ');
+        throw new BulwarkError('BULWARK_E_UNSUPPORTED_OP', `the loss depends on ${w} only through ops without a gradient: ${names}${blocking.length > 4 ? ` and ${blocking.length - 4} more` : ''}; its gradient would be zero everywhere`, {
+          hint: 'The model outputs a decision (argmax, one-hot) rather than scores: use a black-box attack (square on scores, hsj on decisions) or a gradient estimator (nes, spsa), or export the model without the final ArgMax/OneHot.',
+        });
+      }
+    }
     if (!found && perExample.has(w)) throw new BulwarkError('BULWARK_E_MODEL', `the loss does not depend on ${w}; no per-example gradient to return`);
     const src = found ?? b.zerosLike(w);
     const outName = b.uniq(`${w}_grad`);
@@ -176,17 +185,44 @@ export function buildGradient(req: GradientRequest): GradientResult {
 /** Topological order, values reachable from `wrt` through differentiable ops, and values the loss depends on. */
 function pathSets(g: Graph, wrt: string[], loss: string, isFloatValue: (name: string) => boolean): { order: Node[]; fromWrt: Set<string>; toLoss: Set<string> } {
   const order = topoSort(g);
+  // Subgraph reads count as inputs: an If or Loop whose body reads a value on the path is on the path (and, having
+  // no rule, refused) rather than silently cutting the gradient.
   const fromWrt = new Set(wrt);
   for (const n of order) {
     if (NO_GRADIENT.has(n.opType)) continue;
-    if (n.inputs.some((i) => i && fromWrt.has(i))) for (const o of n.outputs) if (o && isFloatValue(o)) fromWrt.add(o);
+    if (allInputs(n).some((i) => i && fromWrt.has(i))) for (const o of n.outputs) if (o && isFloatValue(o)) fromWrt.add(o);
   }
   const toLoss = new Set([loss]);
   for (let i = order.length - 1; i >= 0; i--) {
     const n = order[i]!;
-    if (n.outputs.some((o) => toLoss.has(o))) for (const inp of n.inputs) if (inp) toLoss.add(inp);
+    if (n.outputs.some((o) => toLoss.has(o))) for (const inp of allInputs(n)) if (inp) toLoss.add(inp);
   }
   return { order, fromWrt, toLoss };
+}
+
+/**
+ * The ops without a gradient that stand between `from` and `to` when `to` depends on `from` only through such ops
+ * (a model that ends in ArgMax or OneHot); empty when a differentiable path exists or `to` does not depend on `from`.
+ * Element types are not consulted (a cast to an integer type counts as differentiable here).
+ */
+export function gradientBlockers(g: Graph, from: string, to: string): Node[] {
+  const { order, fromWrt, toLoss } = pathSets(g, [from], to, () => true);
+  return fromWrt.has(to) ? [] : blockingOps(order, from, toLoss);
+}
+
+/**
+ * The ops without a gradient (ArgMax, OneHot, comparisons) through which `w` reaches the loss, when it reaches it at
+ * all: the reason a loss that depends on `w` has no gradient with respect to it.
+ */
+function blockingOps(order: Node[], w: string, toLoss: Set<string>): Node[] {
+  const reach = new Set([w]);
+  const blocking: Node[] = [];
+  for (const n of order) {
+    if (!allInputs(n).some((i) => i && reach.has(i))) continue;
+    for (const o of n.outputs) if (o) reach.add(o);
+    if (NO_GRADIENT.has(n.opType) && n.outputs.some((o) => toLoss.has(o))) blocking.push(n);
+  }
+  return blocking;
 }
 
 function makeContext(

@@ -1,12 +1,15 @@
 import { gradientSupport } from '../autodiff/registry.js';
-import { elemName, readModel, realInputs, type ValueInfo } from '../onnx/ir.js';
+import { gradientBlockers } from '../autodiff/walker.js';
+import { ELEM, elemName, readModel, realInputs, type ValueInfo } from '../onnx/ir.js';
 import { trailingSoftmaxInput } from '../runtime/model.js';
 import { parseFlags, printJson } from './args.js';
 import { BulwarkError } from '../core/errors.js';
 
 const HELP = `bulwark info <model.onnx> [--json]
 
-Prints the model's inputs, outputs, opset, op histogram, and whether every op is differentiable by Bulwark.`;
+Prints the model's inputs, outputs, opset, op histogram, and whether Bulwark can differentiate the output with respect
+to the input (every op on the path has a gradient rule, and the path does not pass only through ops without a
+gradient such as a final ArgMax or OneHot).`;
 
 export async function run(argv: string[]): Promise<number> {
   const p = parseFlags(argv, { json: { type: 'boolean' } }, HELP, true);
@@ -24,6 +27,11 @@ export async function run(argv: string[]): Promise<number> {
     return { op, count, gradient: gradientSupport(type, domain) };
   });
   const unsupported = ops.filter((o) => o.gradient === 'unsupported').map((o) => o.op);
+  // An output reached from the input only through ops without a gradient (a final ArgMax or OneHot) has none.
+  const input = realInputs(g)[0]?.name;
+  const output = g.outputs[0];
+  const blockers = unsupported.length === 0 && input && output ? gradientBlockers(g, input, output.name).map((n) => `${n.opType} (node ${n.name})`) : [];
+  const scores = output === undefined || ([ELEM.FLOAT, ELEM.DOUBLE, ELEM.FLOAT16] as number[]).includes(output.elemType);
   const vi = (v: ValueInfo) => ({ name: v.name, type: elemName(v.elemType), shape: v.shape });
   const params = [...g.initializers.values()].reduce((a, t) => a + t.data.length, 0);
   const info = {
@@ -36,10 +44,11 @@ export async function run(argv: string[]): Promise<number> {
     outputs: g.outputs.map(vi),
     nodes: g.nodes.length,
     parameters: params,
-    outputKind: g.outputs[0] && trailingSoftmaxInput(g, g.outputs[0].name) ? 'probs' : 'logits',
+    outputKind: !scores ? 'labels' : g.outputs[0] && trailingSoftmaxInput(g, g.outputs[0].name) ? 'probs' : 'logits',
     ops,
-    differentiable: unsupported.length === 0,
+    differentiable: unsupported.length === 0 && blockers.length === 0,
     unsupportedOps: unsupported,
+    gradientBlockedBy: blockers,
   };
   if (p.values['json']) {
     printJson(info);
@@ -52,7 +61,11 @@ export async function run(argv: string[]): Promise<number> {
     ...info.outputs.map((o) => `  output ${o.name}: ${o.type} [${(o.shape ?? []).map((d) => d ?? '?').join(',')}] (${info.outputKind})`),
     '  ops:',
     ...ops.map((o) => `    ${o.op.padEnd(24)} ${String(o.count).padStart(4)}  ${o.gradient}`),
-    info.differentiable ? '  every op is differentiable: white-box attacks and training apply' : `  not differentiable (${unsupported.join(', ')}): use black-box attacks`,
+    info.differentiable
+      ? '  every op is differentiable: white-box attacks and training apply'
+      : unsupported.length > 0
+        ? `  not differentiable (${unsupported.join(', ')}): use black-box attacks`
+        : `  not differentiable: the output depends on the input only through ${blockers.join(', ')}, which have no gradient: use black-box attacks`,
   ];
   process.stdout.write(lines.join('\n') + '\n');
   return 0;

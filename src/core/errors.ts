@@ -26,7 +26,7 @@ export const ERROR_CODES = {
   BULWARK_E_OPSET: { exit: 2, status: 400, summary: 'The model imports an opset Bulwark does not support.', hint: 'Export with an opset from 11 to 21 (torch.onnx.export(..., opset_version=17)).' },
   BULWARK_E_UNSUPPORTED_OP: { exit: 2, status: 400, summary: 'A node has no gradient rule, so the requested gradient cannot be built.', hint: 'Use a black-box method (square, hsj, or a gradient estimator), or re-export the model with supported ops.' },
   BULWARK_E_SHAPE: { exit: 2, status: 400, summary: 'A tensor shape does not fit what the model or operation expects.', hint: 'Compare the shape with `bulwark info <model>`.' },
-  BULWARK_E_NONFINITE: { exit: 2, status: 400, summary: 'An input holds NaN or infinite values.', hint: 'Clean or clip the data before passing it in.' },
+  BULWARK_E_NONFINITE: { exit: 2, status: 400, summary: 'An input, or a model\'s result on it (output, loss, gradient), holds NaN or infinite values.', hint: 'Clean or clip the data before passing it in; a model that computes NaN needs fixing first.' },
   BULWARK_E_LABELS: { exit: 2, status: 400, summary: 'Labels are missing, not integers, or out of the model\'s class range.', hint: 'Labels must be integer class ids in [0, numClasses).' },
   BULWARK_E_DTYPE: { exit: 2, status: 400, summary: 'A tensor has a data type the operation cannot take.', hint: 'Convert the array (for NumPy: x.astype(np.float32)).' },
   BULWARK_E_NPY: { exit: 2, status: 400, summary: 'A .npy or .npz file is malformed or uses an unsupported layout.', hint: 'Save with numpy.save / numpy.savez from a numeric (not object) array.' },

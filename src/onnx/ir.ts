@@ -520,6 +520,32 @@ export function realInputs(g: Graph): ValueInfo[] {
 }
 
 /**
+ * Values of the enclosing graph that a node's subgraphs (If branches, Loop and Scan bodies) read by name: inputs the
+ * node has without listing them. Empty for nodes without subgraph attributes.
+ */
+export function outerReads(n: Node): string[] {
+  const reads = new Set<string>();
+  const visit = (sub: GraphProto, outerScope: Set<string>) => {
+    const local = new Set<string>([...outerScope, ...(sub.input ?? []).map((v) => v.name ?? ''), ...(sub.initializer ?? []).map((t) => t.name ?? '')]);
+    for (const node of sub.node ?? []) {
+      for (const i of node.input ?? []) if (i && !local.has(i)) reads.add(i);
+      for (const a of node.attribute ?? []) {
+        for (const g of [...(a.g ? [a.g] : []), ...(a.graphs ?? [])]) visit(g, local);
+      }
+      for (const o of node.output ?? []) if (o) local.add(o);
+    }
+  };
+  for (const a of n.attrs.values()) if (a.type === ATTR.GRAPH) visit(a.value as GraphProto, new Set());
+  return [...reads];
+}
+
+/** A node's inputs together with the outer values its subgraphs read (see {@link outerReads}). */
+export function allInputs(n: Node): string[] {
+  for (const a of n.attrs.values()) if (a.type === ATTR.GRAPH) return [...n.inputs, ...outerReads(n)];
+  return n.inputs;
+}
+
+/**
  * Orders nodes so that each comes after the producers of its inputs (Kahn's algorithm, stable).
  * @throws BulwarkError BULWARK_E_ONNX_INVALID on a cycle or an input nothing produces
  */
@@ -530,7 +556,7 @@ export function topoSort(g: Graph): Node[] {
   const pending = new Array<number>(g.nodes.length).fill(0);
   const consumers = new Map<string, number[]>();
   g.nodes.forEach((n, i) => {
-    for (const inp of new Set(n.inputs)) {
+    for (const inp of new Set(allInputs(n))) {
       if (available.has(inp)) continue;
       if (!producer.has(inp)) {
         throw new BulwarkError('BULWARK_E_ONNX_INVALID', `node ${n.name} (${n.opType}) reads ${JSON.stringify(inp)}, which no node, input or initializer provides`);

@@ -5,7 +5,7 @@ import { appendHead, headKey, type HeadSpec } from '../autodiff/heads.js';
 import { normalizeOpset, simplifyForGradient, toFloat64 } from '../autodiff/normalize.js';
 import { buildGradient } from '../autodiff/walker.js';
 import { gradientSupport } from '../autodiff/registry.js';
-import { ELEM, cloneGraph, elemSize, readModel, realInputs, topoSort, type Graph } from '../onnx/ir.js';
+import { ELEM, cloneGraph, elemName, elemSize, readModel, realInputs, topoSort, type Graph } from '../onnx/ir.js';
 import { GraphBuilder } from '../onnx/builder.js';
 import { attrNum } from '../onnx/ir.js';
 import { probeShapes } from './probe.js';
@@ -112,6 +112,12 @@ export class OnnxModel implements Model {
       throw new BulwarkError('BULWARK_E_MODEL', `the model has ${inputs.length} inputs (${inputs.map((i) => i.name).join(', ')}); Bulwark's Model takes exactly one`);
     }
     if (graph.outputs.length < 1) throw new BulwarkError('BULWARK_E_MODEL', 'the model has no outputs');
+    const out0 = graph.outputs[0]!;
+    if (out0.elemType !== ELEM.FLOAT && out0.elemType !== ELEM.DOUBLE && out0.elemType !== ELEM.FLOAT16) {
+      throw new BulwarkError('BULWARK_E_MODEL', `the model's output ${JSON.stringify(out0.name)} is ${elemName(out0.elemType)}, not class scores: Bulwark's Model needs float scores [N, K] (logits or probabilities)`, {
+        hint: 'Export the model without its final ArgMax (or label lookup), so that it outputs one score per class.',
+      });
+    }
     const inp = inputs[0]!;
     if (inp.elemType !== ELEM.FLOAT) throw new BulwarkError('BULWARK_E_DTYPE', `the model input ${inp.name} is ${inp.elemType === ELEM.DOUBLE ? 'float64' : `type ${inp.elemType}`}; Bulwark's Model takes float32 inputs`);
     this.inputName = inp.name;
@@ -155,6 +161,7 @@ export class OnnxModel implements Model {
       return [res[this.outputName]!];
     });
     this.queries += x.shape[0]!;
+    finiteResult(out[0]!.data, x.shape[0]!, 'output');
     return out[0]!;
   }
 
@@ -182,6 +189,9 @@ export class OnnxModel implements Model {
     });
     this.queries += x.shape[0]!;
     if (grad!.data.length !== row * x.shape[0]!) throw new BulwarkError('BULWARK_E_INTERNAL', 'gradient size mismatch');
+    finiteResult(out!.data, x.shape[0]!, 'output');
+    finiteResult(loss!.data, x.shape[0]!, 'loss');
+    finiteResult(grad!.data, x.shape[0]!, 'input gradient');
     return { output: out!, loss: loss!.data, grad: { ...grad!, shape: [...x.shape] } };
   }
 
@@ -446,6 +456,23 @@ export function trailingSoftmaxInput(g: Graph, output: string): string | undefin
   const axis = attrNum(producer, 'axis', g.opset < 13 ? 1 : -1);
   const last = axis === -1 || axis === rank - 1;
   return last ? producer.inputs[0] : undefined;
+}
+
+/**
+ * Refuses a model result holding NaN or infinity (a Log of zero, an overflow inside the model): scores, losses and
+ * attacks computed from it would be meaningless.
+ * @throws BulwarkError BULWARK_E_NONFINITE naming the example
+ */
+function finiteResult(data: ArrayLike<number>, n: number, what: string): void {
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i]!;
+    if (v - v !== 0) {
+      const row = Math.floor(i / Math.max(1, data.length / n));
+      throw new BulwarkError('BULWARK_E_NONFINITE', `the model's ${what} for example ${row} holds ${v}: the model computes a non-finite value on this input`, {
+        hint: 'Check the model on this example (a Log or division by zero, an overflow); a model that can output NaN cannot be scored or attacked.',
+      });
+    }
+  }
 }
 
 /**

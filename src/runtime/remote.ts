@@ -351,7 +351,7 @@ export class OipClient {
           const chunks: Buffer[] = [];
           let size = 0;
           const tooLarge = (what: string): void => {
-            finish(new AttemptError('too-large', `the response (${what}) is larger than ${limit.why}, ${limit.bytes} bytes; it was not read`, false));
+            finish(new AttemptError('too-large', `the response (${what}) is larger than ${limit.why}, ${limit.bytes} bytes; it was cut off, not parsed`, false));
             req.destroy();
           };
           const declared = Number(res.headers['content-length']);

@@ -5,7 +5,8 @@
  * (`GET /v2/models/{m}`), checks readiness (`GET /v2/health/ready`), splits batches, times out every attempt,
  * retries network errors, timeouts, 5xx and 429 with exponential backoff and jitter (never other 4xx), enforces a
  * query budget before anything is sent, validates every response (JSON, shape, datatype, finite values) and
- * counts queries exactly. Only node:http / node:https are used.
+ * counts queries exactly. Redirects are refused, never followed; credentials in the URL are refused (headers carry
+ * them), and URLs are printed redacted. Only node:http / node:https are used.
  */
 import * as http from 'node:http';
 import * as https from 'node:https';
@@ -40,13 +41,17 @@ export interface RemoteModelOptions {
   maxBackoffMs?: number;
   /** Examples this model may send in total, retries included; a predict that would pass it throws BULWARK_E_QUERY_BUDGET. Default Infinity. */
   maxQueries?: number;
-  /** Extra request headers (e.g. authorization). */
+  /** Extra request headers (e.g. authorization); names must be HTTP tokens, values free of control characters. Never logged. */
   headers?: Record<string, string>;
   /** Seed of the backoff jitter; default 0. */
   seed?: number;
   /** Check `GET /v2/health/ready` when connecting; default true. */
   checkReady?: boolean;
-  /** Largest response body accepted, in bytes; default 64 MiB. */
+  /**
+   * Largest response body accepted, in bytes, for every request. When not given, an inference response may take
+   * {@link RESPONSE_FLOOR_BYTES} plus {@link RESPONSE_BYTES_PER_VALUE} per expected value (batch × classes), at most
+   * 64 MiB, and a metadata or health response 4 MiB; larger bodies are refused before they are parsed.
+   */
   maxResponseBytes?: number;
 }
 
@@ -89,26 +94,138 @@ export function parseRemoteUrl(url: string): RemoteAddress {
   try {
     u = new URL(url);
   } catch {
-    throw new BulwarkError('BULWARK_E_REMOTE_URL', `${JSON.stringify(url)} is not a URL`);
+    throw new BulwarkError('BULWARK_E_REMOTE_URL', `${JSON.stringify(redactUrl(url))} is not a URL`);
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new BulwarkError('BULWARK_E_REMOTE_URL', `remote models are reached over http or https, got ${u.protocol}`);
-  if (u.search || u.hash) throw new BulwarkError('BULWARK_E_REMOTE_URL', `the model URL must not carry a query string or fragment: ${url}`);
+  if (u.username !== '' || u.password !== '') {
+    throw new BulwarkError('BULWARK_E_REMOTE_URL', `the model URL ${redactUrl(url)} carries credentials (user:password@); credentials in model URLs are not supported (they would be visible in the process list and logs)`, {
+      hint: `Drop them from the URL and send an Authorization header instead: ${HEADER_HINT}.`,
+    });
+  }
+  if (u.search || u.hash) throw new BulwarkError('BULWARK_E_REMOTE_URL', `the model URL must not carry a query string or fragment: ${redactUrl(url)}`);
   const m = /^(.*?)\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?(?:\/(?:infer|ready))?\/?$/.exec(u.pathname);
-  if (!m) throw new BulwarkError('BULWARK_E_REMOTE_URL', `${url} does not name a model: expected a path /v2/models/<name>[/versions/<v>]`);
+  if (!m) throw new BulwarkError('BULWARK_E_REMOTE_URL', `${redactUrl(url)} does not name a model: expected a path /v2/models/<name>[/versions/<v>]`);
   const model = decodeURIComponent(m[2]!);
   const version = m[3] === undefined ? undefined : decodeURIComponent(m[3]);
   return { base: `${u.protocol}//${u.host}${m[1]!.replace(/\/+$/, '')}`, model, version };
+}
+
+/** Where request headers come from on the command line (named in hints). */
+const HEADER_HINT = "bulwark attack --header 'Authorization: Basic <base64 of user:password>', or the same line in the BULWARK_REMOTE_HEADERS environment variable to keep it out of the process list (library: the headers option)";
+
+/**
+ * A URL as it may be printed: user:password@ becomes ***@ and a query string or fragment becomes ?… / #…
+ * (tokens often ride there). Strings that do not parse lose everything up to their last @.
+ * @example redactUrl('http://admin:s3cret@h:8080/v2/models/m') // 'http://***@h:8080/v2/models/m'
+ */
+export function redactUrl(url: string): string {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return url.includes('@') ? `***@${url.slice(url.lastIndexOf('@') + 1)}` : url;
+  }
+  if (u.username === '' && u.password === '' && !u.search && !u.hash && !url.includes('@')) return u.href;
+  const host = u.host === '' ? '' : `//${u.username !== '' || u.password !== '' ? '***@' : ''}${u.host}`;
+  return `${u.protocol}${host}${u.pathname}${u.search ? '?…' : ''}${u.hash ? '#…' : ''}`;
+}
+
+/** Header names Bulwark sets itself or that change the framing; refused in the headers option. */
+const RESERVED_HEADERS = new Set(['host', 'content-length', 'content-type', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer', 'expect', 'proxy-connection']);
+/** An HTTP field name (RFC 9110 token). */
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/**
+ * Checks one request header; `where` names its source in messages. The value is never echoed.
+ * @throws BulwarkError BULWARK_E_ARG for a name that is not an HTTP token, a reserved name, or a value with control characters
+ */
+export function checkHeader(name: string, value: string, where: string): void {
+  if (!TOKEN.test(name)) throw new BulwarkError('BULWARK_E_ARG', `${where}: the header name is not a valid HTTP field name (letters, digits and !#$%&'*+-.^_\`|~, no spaces)`, { hint: "Write each header as 'Name: value', e.g. 'Authorization: Bearer <token>'." });
+  if (RESERVED_HEADERS.has(name.toLowerCase())) throw new BulwarkError('BULWARK_E_ARG', `${where}: the header ${name} is set by Bulwark itself and cannot be given`, { hint: 'Give only extra headers such as Authorization or an API key header.' });
+  // field-value (RFC 9110 section 5.5): visible characters, spaces and tabs; CR/LF would split the request
+  if (/[\u0000-\u0008\u000a-\u001f\u007f]/.test(value)) throw new BulwarkError('BULWARK_E_ARG', `${where}: the value of header ${name} holds a control character (line break or NUL); the value is not shown`, { hint: "Give the value on one line, e.g. 'Authorization: Bearer <token>'." });
+}
+
+/**
+ * Parses `Name: value` header lines (a repeated --header flag, or the lines of BULWARK_REMOTE_HEADERS); blank
+ * lines are skipped. `where(i)` names line i in messages. Later lines replace earlier ones of the same name.
+ * @throws BulwarkError BULWARK_E_ARG naming the line, never echoing its value
+ */
+export function parseHeaderLines(lines: readonly string[], where: (i: number) => string, into: Record<string, string> = {}): Record<string, string> {
+  lines.forEach((raw, i) => {
+    const line = raw.replace(/\r$/, '');
+    if (line.trim() === '') return;
+    const colon = line.indexOf(':');
+    if (colon <= 0) throw new BulwarkError('BULWARK_E_ARG', `${where(i)} must be 'Name: value' (no name before a colon); the text is not shown in case it is a secret`, { hint: "e.g. --header 'Authorization: Bearer <token>'." });
+    const name = line.slice(0, colon).trim();
+    const value = line.slice(colon + 1).trim();
+    checkHeader(name, value, where(i));
+    for (const k of Object.keys(into)) if (k.toLowerCase() === name.toLowerCase()) delete into[k];
+    into[name] = value;
+  });
+  return into;
+}
+
+/** Longest wait a Retry-After may ask for, in seconds, before the backoff cap applies (one day). */
+const MAX_RETRY_AFTER_S = 86400;
+const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
+
+/**
+ * The wait a Retry-After header asks for, in ms (RFC 9110 section 10.2.3): delay-seconds, or an HTTP-date in any
+ * of its three forms (IMF-fixdate `Sun, 06 Nov 1994 08:49:37 GMT`, obsolete RFC 850 `Sunday, 06-Nov-94 08:49:37 GMT`
+ * and asctime `Sun Nov  6 08:49:37 1994`), counted from `now`; a date in the past is 0. At most one day; undefined
+ * when absent or malformed.
+ * @example parseRetryAfter('120') // 120000
+ */
+export function parseRetryAfter(v: string | undefined, now = Date.now()): number | undefined {
+  if (v === undefined) return undefined;
+  const s = v.trim();
+  if (/^\d+$/.test(s)) return Math.min(Number(s), MAX_RETRY_AFTER_S) * 1000;
+  let d: RegExpExecArray | null;
+  let day: number, mon: string, year: number, hh: number, mm: number, ss: number;
+  if ((d = /^[A-Za-z]{3}, (\d{2}) ([A-Za-z]{3}) (\d{4}) (\d{2}):(\d{2}):(\d{2}) GMT$/.exec(s))) {
+    [day, mon, year, hh, mm, ss] = [Number(d[1]), d[2]!, Number(d[3]), Number(d[4]), Number(d[5]), Number(d[6])];
+  } else if ((d = /^[A-Za-z]{6,9}, (\d{2})-([A-Za-z]{3})-(\d{2}) (\d{2}):(\d{2}):(\d{2}) GMT$/.exec(s))) {
+    [day, mon, year, hh, mm, ss] = [Number(d[1]), d[2]!, Number(d[3]), Number(d[4]), Number(d[5]), Number(d[6])];
+    // two-digit years: the most recent year with those digits that is not more than 50 years ahead (RFC 9110)
+    const cur = new Date(now).getUTCFullYear();
+    year += Math.floor(cur / 100) * 100;
+    if (year > cur + 50) year -= 100;
+  } else if ((d = /^[A-Za-z]{3} ([A-Za-z]{3}) ([ \d]\d) (\d{2}):(\d{2}):(\d{2}) (\d{4})$/.exec(s))) {
+    [mon, day, hh, mm, ss, year] = [d[1]!, Number(d[2]!.trim()), Number(d[3]), Number(d[4]), Number(d[5]), Number(d[6])];
+  } else return undefined;
+  const month = MONTHS.indexOf(mon.toLowerCase());
+  if (month < 0 || day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 60) return undefined;
+  const t = Date.UTC(year, month, day, hh, mm, Math.min(ss, 59));
+  return Math.min(Math.max(0, t - now), MAX_RETRY_AFTER_S * 1000);
 }
 
 interface HttpReply {
   status: number;
   text: string;
   retryAfterMs: number | undefined;
+  /** The Location header of a redirect. */
+  location: string | undefined;
 }
+
+/** The largest body one request may bring back, and why (for the message). */
+export interface ResponseLimit {
+  bytes: number;
+  why: string;
+}
+
+/** Room for the rest of an inference response (names, shape, other fields) when its limit is derived. */
+export const RESPONSE_FLOOR_BYTES = 1 << 20;
+/** Room per expected output value when an inference response limit is derived (pretty-printed, nested, FP64 text fits). */
+export const RESPONSE_BYTES_PER_VALUE = 64;
+/** Default limit of a response when nothing smaller is derived. */
+const DEFAULT_MAX_RESPONSE = 64 << 20;
+/** Default limit of a metadata or health response. */
+const METADATA_MAX_RESPONSE = 4 << 20;
 
 /** A failed attempt: retryable or not, with what to report. */
 class AttemptError extends Error {
-  constructor(readonly kind: 'timeout' | 'network' | 'status', message: string, readonly retryable: boolean, readonly status?: number, readonly retryAfterMs?: number) {
+  constructor(readonly kind: 'timeout' | 'network' | 'status' | 'too-large', message: string, readonly retryable: boolean, readonly status?: number, readonly retryAfterMs?: number) {
     super(message);
   }
 }
@@ -143,7 +260,7 @@ export class OipClient {
    * One logical request with retries; returns the 2xx reply.
    * @param examples examples the body carries, checked against `budget` before every attempt and counted as sent
    */
-  async call(method: 'GET' | 'POST', url: string, body: string | undefined, what: string, examples = 0, budget = Infinity): Promise<HttpReply> {
+  async call(method: 'GET' | 'POST', url: string, body: string | undefined, what: string, examples = 0, budget = Infinity, limit: ResponseLimit = this.metadataLimit()): Promise<HttpReply> {
     let last: AttemptError | undefined;
     for (let attempt = 0; attempt <= this.opts.retries; attempt++) {
       if (attempt > 0) {
@@ -160,8 +277,9 @@ export class OipClient {
       }
       this.requests++;
       try {
-        const reply = await this.attempt(method, url, body);
+        const reply = await this.attempt(method, url, body, limit);
         if (reply.status >= 200 && reply.status < 300) return reply;
+        if (reply.status >= 300 && reply.status < 400) throw redirectError(what, url, reply);
         const msg = serverMessage(reply.text);
         if (reply.status === 429 || reply.status >= 500) {
           last = new AttemptError('status', `HTTP ${reply.status}${msg ? `: ${msg}` : ''}`, true, reply.status, reply.retryAfterMs);
@@ -180,6 +298,22 @@ export class OipClient {
     }
     throw new BulwarkError('BULWARK_E_REMOTE_UNAVAILABLE', `${what} at ${url} failed on all ${tries} attempts; last: ${last?.message ?? 'unknown error'}`, { details: { url, attempts: tries, status: last?.status } });
   }
+  /** The limit of a metadata or health response: the user's maxResponseBytes, else 4 MiB. */
+  metadataLimit(): ResponseLimit {
+    return this.opts.maxResponseBytesGiven ? { bytes: this.opts.maxResponseBytes, why: 'the set limit (--max-response-bytes, maxResponseBytes)' } : { bytes: Math.min(this.opts.maxResponseBytes, METADATA_MAX_RESPONSE), why: 'the limit for metadata' };
+  }
+
+  /**
+   * The limit of an inference response for m examples of k classes (k 0 when unknown): the user's maxResponseBytes,
+   * else {@link RESPONSE_FLOOR_BYTES} + {@link RESPONSE_BYTES_PER_VALUE}·m·k, at most 64 MiB.
+   */
+  inferLimit(m: number, k: number): ResponseLimit {
+    if (this.opts.maxResponseBytesGiven) return { bytes: this.opts.maxResponseBytes, why: 'the set limit (--max-response-bytes, maxResponseBytes)' };
+    if (k <= 0) return { bytes: this.opts.maxResponseBytes, why: 'the default limit' };
+    const derived = RESPONSE_FLOOR_BYTES + RESPONSE_BYTES_PER_VALUE * m * k;
+    return derived < this.opts.maxResponseBytes ? { bytes: derived, why: `the limit for ${m}×${k} values` } : { bytes: this.opts.maxResponseBytes, why: 'the default limit' };
+  }
+
   /** Backoff before retry a (0-based): base·2^a capped, times a jitter in [0.5, 1); a server's Retry-After wins when longer. */
   private backoff(a: number, retryAfterMs: number | undefined): number {
     const exp = Math.min(this.opts.maxBackoffMs, this.opts.backoffMs * 2 ** a);
@@ -188,7 +322,7 @@ export class OipClient {
   }
 
   /** One HTTP exchange under the timeout (AbortController over connect, send and the whole body). */
-  private attempt(method: 'GET' | 'POST', url: string, body: string | undefined): Promise<HttpReply> {
+  private attempt(method: 'GET' | 'POST', url: string, body: string | undefined, limit: ResponseLimit): Promise<HttpReply> {
     return new Promise<HttpReply>((resolve, reject) => {
       const ac = new AbortController();
       let settled = false;
@@ -216,18 +350,27 @@ export class OipClient {
         req = mod.request(url, { method, headers, agent: this.agent, signal: ac.signal }, (res) => {
           const chunks: Buffer[] = [];
           let size = 0;
+          const tooLarge = (what: string): void => {
+            finish(new AttemptError('too-large', `the response (${what}) is larger than ${limit.why}, ${limit.bytes} bytes; it was cut off, not parsed`, false));
+            req.destroy();
+          };
+          const declared = Number(res.headers['content-length']);
+          if (Number.isFinite(declared) && declared > limit.bytes) {
+            tooLarge(`Content-Length ${declared} bytes`);
+            return;
+          }
           res.on('data', (c: Buffer) => {
+            if (settled) return;
             size += c.length;
-            if (size > this.opts.maxResponseBytes) {
-              finish(new AttemptError('status', `response larger than ${this.opts.maxResponseBytes} bytes`, false));
-              req.destroy();
+            if (size > limit.bytes) {
+              tooLarge(`over ${limit.bytes} bytes received`);
               return;
             }
             chunks.push(c);
           });
           res.on('end', () => {
-            const ra = Number(res.headers['retry-after']);
-            finish(undefined, { status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), retryAfterMs: Number.isFinite(ra) && ra >= 0 ? ra * 1000 : undefined });
+            const ra = res.headers['retry-after'];
+            finish(undefined, { status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), retryAfterMs: parseRetryAfter(typeof ra === 'string' ? ra : undefined), location: res.headers.location });
           });
           res.on('error', (e) => finish(new AttemptError(timedOut ? 'timeout' : 'network', `response interrupted: ${e.message}`, true)));
           res.on('close', () => {
@@ -241,8 +384,11 @@ export class OipClient {
       req.on('error', (e: NodeJS.ErrnoException) => finish(new AttemptError(timedOut ? 'timeout' : 'network', `${e.code ?? 'error'}: ${e.message}`, true)));
       req.end(body);
     }).catch((e: unknown) => {
-      if (e instanceof AttemptError && e.kind === 'status' && !e.retryable) {
-        throw new BulwarkError('BULWARK_E_REMOTE_RESPONSE', `${this.address.model}: ${e.message}`, { hint: 'Raise maxResponseBytes if the output is legitimately this large.' });
+      if (e instanceof AttemptError && e.kind === 'too-large') {
+        throw new BulwarkError('BULWARK_E_REMOTE_RESPONSE', `${this.address.model}: ${e.message}`, {
+          hint: 'If the output is legitimately this large, raise the limit: bulwark attack --max-response-bytes B (library: the maxResponseBytes option).',
+          details: { limit: limit.bytes },
+        });
       }
       throw e;
     });
@@ -359,7 +505,7 @@ export class RemoteModel implements Model {
       inputs: [{ name: this.inputName, shape, datatype: this.inputDatatype, data: Array.from(data) }],
       ...(this.outputName ? { outputs: [{ name: this.outputName }] } : {}),
     });
-    const reply = await this.client.call('POST', `${this.address.base}${this.inferUrl}`, body, 'inference', m, this.maxQueries);
+    const reply = await this.client.call('POST', `${this.address.base}${this.inferUrl}`, body, 'inference', m, this.maxQueries, this.client.inferLimit(m, this.numClasses));
     const out = this.parseInfer(reply.text, m);
     this.queries += m;
     return out;
@@ -421,6 +567,8 @@ export interface TransportSettings {
   backoffMs: number;
   maxBackoffMs: number;
   maxResponseBytes: number;
+  /** maxResponseBytes was given (then it is the limit of every response, none is derived). */
+  maxResponseBytesGiven: boolean;
   headers: Record<string, string>;
 }
 
@@ -436,9 +584,38 @@ function resolveTransport(o: RemoteModelOptions): TransportSettings {
     retries: int(o.retries, 3, 'retries', 0),
     backoffMs: int(o.backoffMs, 100, 'backoffMs', 0),
     maxBackoffMs: int(o.maxBackoffMs, 5000, 'maxBackoffMs', 0),
-    maxResponseBytes: int(o.maxResponseBytes, 64 << 20, 'maxResponseBytes', 1),
-    headers: { ...(o.headers ?? {}) },
+    maxResponseBytes: int(o.maxResponseBytes, DEFAULT_MAX_RESPONSE, 'maxResponseBytes', 1),
+    maxResponseBytesGiven: o.maxResponseBytes !== undefined,
+    headers: checkedHeaders(o.headers),
   };
+}
+
+function checkedHeaders(h: Record<string, string> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(h ?? {})) {
+    if (typeof v !== 'string') throw new BulwarkError('BULWARK_E_ARG', `remote model option headers: the value of ${TOKEN.test(k) ? k : 'a header'} must be a string`);
+    checkHeader(k, v, 'remote model option headers');
+    out[k] = v;
+  }
+  return out;
+}
+
+/** A 3xx answer: redirects are never followed (they could carry inputs and the Authorization header elsewhere). */
+function redirectError(what: string, url: string, reply: HttpReply): BulwarkError {
+  let location: string | undefined;
+  if (reply.location !== undefined) {
+    let abs = reply.location;
+    try {
+      abs = new URL(reply.location, url).href;
+    } catch {
+      // not a URL: shown redacted as given
+    }
+    location = redactUrl(abs).slice(0, 300);
+  }
+  return new BulwarkError('BULWARK_E_REMOTE_REJECTED', `${what} at ${redactUrl(url)} was answered with a redirect (HTTP ${reply.status}${location !== undefined ? ` to ${JSON.stringify(location)}` : ', no Location'}); Bulwark does not follow redirects`, {
+    hint: 'Give the final URL (the redirect target, if you trust it) as the model URL; redirects are not followed so that inputs and headers such as Authorization never go to another address.',
+    details: { status: reply.status, url: redactUrl(url), ...(location !== undefined ? { location } : {}) },
+  });
 }
 
 function modelPath(a: RemoteAddress): string {

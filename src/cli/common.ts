@@ -3,6 +3,7 @@ import type { Float32Tensor, Tensor } from '../core/tensor.js';
 import { readNpy } from '../data/npy.js';
 import { fitLayout } from '../data/layout.js';
 import { loadData, type Dataset } from '../data/spec.js';
+import { classIds } from '../data/labels.js';
 import { loadModel, type OnnxModel } from '../runtime/model.js';
 import { defaultLanes } from '../runtime/workers.js';
 import { numberFlag } from './args.js';
@@ -61,7 +62,7 @@ export function readLabels(file: string, what: string): Int32Array {
   if (!/^u?int/.test(t.dtype)) {
     throw new BulwarkError('BULWARK_E_LABELS', `${what}: labels must be integers, got ${t.dtype}`, { hint: 'Save them with numpy.save(path, y.astype(numpy.int64)).' });
   }
-  return Int32Array.from(t.data as ArrayLike<number | bigint>, (v) => Number(v));
+  return classIds(t.data as ArrayLike<number | bigint>, what);
 }
 
 /**

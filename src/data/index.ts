@@ -15,4 +15,5 @@ export {
   type Split,
 } from './datasets.js';
 export { loadData, parseDataSpec, resolveSlice, DATA_SPEC_FORMS, type Dataset, type DataSpec, type SliceSpec } from './spec.js';
+export { MAX_CLASSES, classId, classIds, checkClassCount } from './labels.js';
 export { batches, numBatches, type BatchOptions, type Batch } from './loader.js';

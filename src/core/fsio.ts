@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { BulwarkError } from './errors.js';
+import { quote } from './quote.js';
 
 /**
  * Reads a whole file, mapping a missing or unreadable path to a BulwarkError that names the argument.
@@ -139,17 +140,17 @@ export function writeFilesAtomic(files: { file: string; data: Uint8Array | strin
 export function confinedPath(root: string, rel: string, what: string): string {
   if (rel.length === 0 || rel.includes('\0')) throw new BulwarkError('BULWARK_E_PATH_ESCAPE', `${what}: empty or NUL-containing path`);
   if (path.isAbsolute(rel) || /^[a-zA-Z]:[\\/]/.test(rel)) {
-    throw new BulwarkError('BULWARK_E_PATH_ESCAPE', `${what}: absolute path ${JSON.stringify(rel)} is refused`);
+    throw new BulwarkError('BULWARK_E_PATH_ESCAPE', `${what}: absolute path ${quote(rel)} is refused`);
   }
   const rootReal = fs.realpathSync(root);
   const candidate = path.resolve(rootReal, rel);
   if (!isInside(rootReal, candidate)) {
-    throw new BulwarkError('BULWARK_E_PATH_ESCAPE', `${what}: ${JSON.stringify(rel)} leaves the folder ${rootReal}`);
+    throw new BulwarkError('BULWARK_E_PATH_ESCAPE', `${what}: ${quote(rel)} leaves the folder ${rootReal}`);
   }
   if (fs.existsSync(candidate)) {
     const real = fs.realpathSync(candidate);
     if (!isInside(rootReal, real)) {
-      throw new BulwarkError('BULWARK_E_PATH_ESCAPE', `${what}: ${JSON.stringify(rel)} is a link that leaves the folder ${rootReal}`);
+      throw new BulwarkError('BULWARK_E_PATH_ESCAPE', `${what}: ${quote(rel)} is a link that leaves the folder ${rootReal}`);
     }
   }
   return candidate;

@@ -283,30 +283,30 @@ export function tensorFromProto(t: TensorProto, opts: ReadOptions = {}): TensorD
   const name = t.name ?? '(unnamed)';
   let count = 1;
   for (const d of dims) {
-    if (!Number.isSafeInteger(d) || d < 0) throw new BulwarkError('BULWARK_E_ONNX_INVALID', `tensor ${name} has an invalid dimension ${d}`);
+    if (!Number.isSafeInteger(d) || d < 0) throw new BulwarkError('BULWARK_E_ONNX_INVALID', `tensor ${quote(name)} has an invalid dimension ${d}`);
     count *= d;
   }
   const maxElements = opts.maxElements ?? 2 ** 31;
-  if (count > maxElements) throw new BulwarkError('BULWARK_E_LIMIT', `tensor ${name} declares ${count} elements, over the limit of ${maxElements}`);
+  if (count > maxElements) throw new BulwarkError('BULWARK_E_LIMIT', `tensor ${quote(name)} declares ${count} elements, over the limit of ${maxElements}`);
   const size = elemSize(dataType);
   if (size === 0) {
     if (dataType === ELEM.STRING) {
       // String tensors are rare in classifiers; keep the byte length only so they round-trip as empty data.
       return { dataType, dims, data: new Uint8Array(0) };
     }
-    throw new BulwarkError('BULWARK_E_DTYPE', `tensor ${name} has unsupported element type ${dataType}`);
+    throw new BulwarkError('BULWARK_E_DTYPE', `tensor ${quote(name)} has unsupported element type ${dataType}`);
   }
   let raw: Uint8Array | undefined = t.rawData && t.rawData.length ? t.rawData : undefined;
   if (t.dataLocation === 1) raw = readExternal(t, count * size, opts);
   if (raw) {
     if (raw.length !== count * size) {
-      throw new BulwarkError('BULWARK_E_ONNX_INVALID', `tensor ${name}: ${raw.length} bytes of data for ${count} elements of ${elemName(dataType)} (${count * size} expected)`);
+      throw new BulwarkError('BULWARK_E_ONNX_INVALID', `tensor ${quote(name)}: ${raw.length} bytes of data for ${count} elements of ${elemName(dataType)} (${count * size} expected)`);
     }
     return { dataType, dims, data: typedFromBytes(dataType, raw, count) };
   }
   const data = typedFromFields(t, dataType, count);
   if (data.length !== count) {
-    throw new BulwarkError('BULWARK_E_ONNX_INVALID', `tensor ${name}: ${data.length} values for ${count} elements`);
+    throw new BulwarkError('BULWARK_E_ONNX_INVALID', `tensor ${quote(name)}: ${data.length} values for ${count} elements`);
   }
   return { dataType, dims, data };
 }
@@ -317,13 +317,13 @@ function readExternal(t: TensorProto, expected: number, opts: ReadOptions): Uint
   const location = kv['location'];
   if (!location) throw new BulwarkError('BULWARK_E_ONNX_INVALID', `tensor ${quote(name)} is external but names no location`);
   if (!opts.baseDir) {
-    throw new BulwarkError('BULWARK_E_PATH_ESCAPE', `tensor ${name} has external data but the model was given as bytes`, { hint: 'Load the model from its path so its external data can be read from the model folder.' });
+    throw new BulwarkError('BULWARK_E_PATH_ESCAPE', `tensor ${quote(name)} has external data but the model was given as bytes`, { hint: 'Load the model from its path so its external data can be read from the model folder.' });
   }
   const file = confinedPath(opts.baseDir, location, `external data of tensor ${quote(name)}`);
   const offset = kv['offset'] ? Number(kv['offset']) : 0;
   const length = kv['length'] ? Number(kv['length']) : expected;
   if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
-    throw new BulwarkError('BULWARK_E_ONNX_INVALID', `tensor ${name}: bad external offset/length`);
+    throw new BulwarkError('BULWARK_E_ONNX_INVALID', `tensor ${quote(name)}: bad external offset/length`);
   }
   const where = `external data of tensor ${quote(name)}`;
   let st: fs.Stats;
@@ -564,7 +564,7 @@ export function topoSort(g: Graph): Node[] {
     for (const inp of new Set(n.inputs)) {
       if (available.has(inp)) continue;
       if (!producer.has(inp)) {
-        throw new BulwarkError('BULWARK_E_ONNX_INVALID', `node ${n.name} (${n.opType}) reads ${JSON.stringify(inp)}, which no node, input or initializer provides`);
+        throw new BulwarkError('BULWARK_E_ONNX_INVALID', `node ${quote(n.name)} (${quote(n.opType)}) reads ${quote(inp)}, which no node, input or initializer provides`);
       }
       pending[i]!++;
       const list = consumers.get(inp) ?? [];

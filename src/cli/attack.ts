@@ -7,7 +7,9 @@
 import { BulwarkError } from '../core/errors.js';
 import { Rng } from '../core/rng.js';
 import type { Float32Tensor } from '../core/tensor.js';
+import { refuseOutputOverInput } from '../core/fsio.js';
 import { writeNpy } from '../data/npy.js';
+import { dataSpecFiles } from '../data/spec.js';
 import type { AttackDefinition, AttackResult, Criterion, Model, Norm } from '../evasion/types.js';
 import { numberFlag, parseFlags, printJson, required, type OptionSpec } from './args.js';
 import { MODEL_FLAGS, inputsFromFlags, modelFromFlags, readLabels } from './common.js';
@@ -346,6 +348,13 @@ export async function run(argv: string[]): Promise<number> {
   const norm = parseNorm(f.str('norm'));
   const seed = f.num('seed', 0, 2 ** 32 - 1, true) ?? 0;
   const def = await row.load();
+  const outPath = f.str('out');
+  if (outPath) {
+    refuseOutputOverInput([['--out', outPath]], [
+      ['--model', v['model'] as string | undefined], ['--input', v['input'] as string | undefined], ['--labels', v['labels'] as string | undefined],
+      ['--targets', v['targets'] as string | undefined], ...dataSpecFiles(v['data']).map((d): [string, string] => ['--data', d]),
+    ]);
+  }
 
   const model = await loadTargetModel(v, HELP);
   try {

@@ -112,6 +112,28 @@ export function parseDataSpec(spec: string): DataSpec {
   return slice ? { ...parsed, slice } : parsed;
 }
 
+/**
+ * The files a data spec reads (none for a built-in dataset or a spec that does not parse), so commands can keep
+ * their outputs off them.
+ */
+export function dataSpecFiles(spec: unknown): string[] {
+  if (typeof spec !== 'string') return [];
+  let p: DataSpec;
+  try {
+    p = parseDataSpec(spec);
+  } catch {
+    return [];
+  }
+  switch (p.kind) {
+    case 'builtin':
+      return [];
+    case 'npy-pair':
+      return [p.xPath, p.yPath];
+    default:
+      return [p.path];
+  }
+}
+
 // ------------------------------------------------------------------------------------------ conversion
 
 function toFloat32(t: Tensor, what: string): Tensor<Float32Array> {

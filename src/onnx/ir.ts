@@ -155,8 +155,8 @@ export function readModel(source: string | Uint8Array, opts: ReadOptions = {}): 
   } else {
     bytes = source;
   }
-  if (bytes.length === 0) throw new BulwarkError('BULWARK_E_ONNX_PARSE', 'the model file is empty');
-  const proto = decodeModel(bytes);
+  if (bytes.length === 0) throw new BulwarkError('BULWARK_E_ONNX_PARSE', typeof source === 'string' ? `model file ${source} is empty` : 'the model file is empty');
+  const proto = decodeModel(bytes, typeof source === 'string' ? `model file ${source}` : 'the model');
   return graphFromProto(proto, { ...opts, ...(baseDir === undefined ? {} : { baseDir }) });
 }
 

@@ -4,7 +4,7 @@
  * `.npz`, `.npy`, an `x.npy,y.npy` pair or `.csv` (with `#label=<column>`), and take the same slice suffix.
  */
 import { BulwarkError } from '../core/errors.js';
-import { assertFinite, type Tensor } from '../core/tensor.js';
+import { assertFinite, toFloat32Checked, type Tensor } from '../core/tensor.js';
 import { readCsv } from './csv.js';
 import { BUILTIN_DATASETS, builtinSplit, isBuiltinName, type BuiltinName, type Split } from './datasets.js';
 import { readNpy, readNpzArrays, type NpzArray } from './npy.js';
@@ -139,10 +139,7 @@ export function dataSpecFiles(spec: unknown): string[] {
 function toFloat32(t: Tensor, what: string): Tensor<Float32Array> {
   if (t.shape.length === 0) throw new BulwarkError('BULWARK_E_SHAPE', `${what}: inputs must have an examples axis, got a scalar`);
   if (t.data instanceof Float32Array) return { data: t.data, shape: t.shape, dtype: 'float32' };
-  const out = new Float32Array(t.data.length);
-  const src = t.data as ArrayLike<number | bigint>;
-  for (let i = 0; i < out.length; i++) out[i] = Number(src[i]!);
-  return { data: out, shape: [...t.shape], dtype: 'float32' };
+  return { data: toFloat32Checked(t.data as ArrayLike<number | bigint>, what), shape: [...t.shape], dtype: 'float32' };
 }
 
 /** Reads labels from [N], [N,1] or one-hot [N,K] arrays of any numeric dtype. */

@@ -69,6 +69,10 @@ test('--out that is one of the inputs is refused before anything is replaced', a
   assertUserError(await runCli('grad', '--model', model, '--input', x, '--labels', y, '--out', model), 'BULWARK_E_ARG', /--out .* --model/);
   assertUserError(await runCli('attack', 'fgsm', '--model', model, '--input', x, '--labels', y, '--eps', '0.1', '--out', x), 'BULWARK_E_ARG', /--out .* --input/);
   assert.deepEqual([sha(model), sha(x), sha(y)], [m0, x0, y0]);
+  assertUserError(await runCli('extract', '--model', model, '--strategy', 'random', '--budget', '10', '--out', viaDots), 'BULWARK_E_ARG', /--out .* --model/);
+  assertUserError(await runCli('detect', 'fit', '--model', model, '--data', 'mnist:test[0:50]', '--out', model), 'BULWARK_E_ARG', /--out .* --model/);
+  assertUserError(await runCli('detect', 'score', '--model', model, '--detector', path.join(tmp, 'det.json'), '--input', x, '--out', x), 'BULWARK_E_ARG', /--out .* --input/);
+  assert.deepEqual([sha(model), sha(x), sha(y)], [m0, x0, y0]);
   // A different output path still works.
   assert.equal((await runCli('predict', '--model', model, '--input', x, '--out', path.join(tmp, 'p.npy'))).code, 0);
 });

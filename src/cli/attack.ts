@@ -364,7 +364,7 @@ export async function run(argv: string[]): Promise<number> {
     const { runAttack } = await import('../evasion/runner.js');
     const result = await runAttack(def, model, x, y!, options);
     const out = f.str('out');
-    if (out) writeNpy(out, result.adversarial as Float32Tensor);
+    if (out) writeNpy(out, result.adversarial as Float32Tensor, '--out');
     if (v['json']) printJson(attackJson(result, { data: source, ...(out ? { out } : {}), ...(result.extras['queryStats'] ? { queryStats: result.extras['queryStats'] } : {}) }));
     else process.stdout.write(humanSummary(result, out) + '\n');
     return 0;

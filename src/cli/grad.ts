@@ -36,7 +36,7 @@ export async function run(argv: string[]): Promise<number> {
   const { x, y } = await inputsFromFlags(v, { labels: 'required', model });
   if (loss === 'dlr' && v['targeted']) throw new BulwarkError('BULWARK_E_ARG', 'targeted DLR needs true labels and targets; use it through the attack API');
   const res = await model.lossAndGradient(x, y!, { kind: loss, targeted: !!v['targeted'], kappa });
-  writeNpy(out, res.grad);
+  writeNpy(out, res.grad, '--out');
   await model.dispose();
   const meanLoss = res.loss.reduce((a, b) => a + b, 0) / res.loss.length;
   if (v['json']) printJson({ out, shape: res.grad.shape, loss, meanLoss, outputKind: model.outputKind });

@@ -18,7 +18,7 @@ export async function run(argv: string[]): Promise<number> {
   const model = await modelFromFlags(v, modelPath);
   const { x } = await inputsFromFlags(v, { labels: 'optional', model });
   const y = await model.predict(x);
-  writeNpy(out, y);
+  writeNpy(out, y, '--out');
   await model.dispose();
   if (v['json']) printJson({ out, shape: y.shape, n: x.shape[0] });
   else process.stdout.write(`wrote ${out} [${y.shape.join(',')}]\n`);

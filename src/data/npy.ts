@@ -307,10 +307,11 @@ export function encodeNpy(tensor: Tensor): Buffer {
  * Writes a tensor to a .npy file atomically (a reader never sees a half-written file).
  * @param path the destination
  * @param tensor the tensor to write
- * @throws BulwarkError as {@link encodeNpy}; file system errors as thrown by node:fs
+ * @param what the flag or role for messages (default "output file")
+ * @throws BulwarkError as {@link encodeNpy}; BULWARK_E_FILE_WRITE naming `what` when the file cannot be written
  */
-export function writeNpy(path: string, tensor: Tensor): void {
-  writeFileAtomic(path, encodeNpy(tensor));
+export function writeNpy(path: string, tensor: Tensor, what = 'output file'): void {
+  writeFileAtomic(path, encodeNpy(tensor), what);
 }
 
 // ------------------------------------------------------------------------------------------ npz

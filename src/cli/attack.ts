@@ -7,7 +7,9 @@
 import { BulwarkError } from '../core/errors.js';
 import { Rng } from '../core/rng.js';
 import type { Float32Tensor } from '../core/tensor.js';
+import { refuseOutputOverInput } from '../core/fsio.js';
 import { writeNpy } from '../data/npy.js';
+import { dataSpecFiles } from '../data/spec.js';
 import type { AttackDefinition, AttackResult, Criterion, Model, Norm } from '../evasion/types.js';
 import { numberFlag, parseFlags, printJson, required, type OptionSpec } from './args.js';
 import { MODEL_FLAGS, inputsFromFlags, modelFromFlags, readLabels } from './common.js';
@@ -385,6 +387,13 @@ export async function run(argv: string[]): Promise<number> {
   const norm = parseNorm(f.str('norm'));
   const seed = f.num('seed', 0, 2 ** 32 - 1, true) ?? 0;
   const def = await row.load();
+  const outPath = f.str('out');
+  if (outPath) {
+    refuseOutputOverInput([['--out', outPath]], [
+      ['--model', v['model'] as string | undefined], ['--input', v['input'] as string | undefined], ['--labels', v['labels'] as string | undefined],
+      ['--targets', v['targets'] as string | undefined], ...dataSpecFiles(v['data']).map((d): [string, string] => ['--data', d]),
+    ]);
+  }
 
   const model = await loadTargetModel(v, HELP);
   try {
@@ -394,7 +403,7 @@ export async function run(argv: string[]): Promise<number> {
     const { runAttack } = await import('../evasion/runner.js');
     const result = await runAttack(def, model, x, y!, options);
     const out = f.str('out');
-    if (out) writeNpy(out, result.adversarial as Float32Tensor);
+    if (out) writeNpy(out, result.adversarial as Float32Tensor, '--out');
     if (v['json']) printJson(attackJson(result, { data: source, ...(out ? { out } : {}), ...(result.extras['queryStats'] ? { queryStats: result.extras['queryStats'] } : {}) }));
     else process.stdout.write(humanSummary(result, out) + '\n');
     return 0;

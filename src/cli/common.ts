@@ -1,8 +1,9 @@
 import { BulwarkError, namingFlag, namingFlagSync } from '../core/errors.js';
-import type { Float32Tensor, Tensor } from '../core/tensor.js';
+import { toFloat32Checked, type Float32Tensor, type Tensor } from '../core/tensor.js';
 import { readNpy } from '../data/npy.js';
 import { fitLayout } from '../data/layout.js';
 import { loadData, type Dataset } from '../data/spec.js';
+import { classIds } from '../data/labels.js';
 import { loadModel, type OnnxModel } from '../runtime/model.js';
 import { defaultLanes } from '../runtime/workers.js';
 import { numberFlag } from './args.js';
@@ -50,7 +51,7 @@ export function loadDataFlag(spec: string, flag = '--data'): Promise<Dataset> {
 export function readFloatInput(file: string, what: string): Float32Tensor {
   const t = namingFlagSync(what, () => readNpy(file, what));
   if (t.dtype === 'float32') return t as Float32Tensor;
-  if (t.dtype === 'float64') return { data: Float32Array.from(t.data as Float64Array), shape: t.shape, dtype: 'float32' };
+  if (t.dtype === 'float64') return { data: toFloat32Checked(t.data as Float64Array, what), shape: t.shape, dtype: 'float32' };
   throw new BulwarkError('BULWARK_E_DTYPE', `${what}: ${file} holds ${t.dtype}; a float32 array is expected`, { hint: 'Save it with numpy.save(path, x.astype(numpy.float32)).' });
 }
 
@@ -61,7 +62,7 @@ export function readLabels(file: string, what: string): Int32Array {
   if (!/^u?int/.test(t.dtype)) {
     throw new BulwarkError('BULWARK_E_LABELS', `${what}: labels must be integers, got ${t.dtype}`, { hint: 'Save them with numpy.save(path, y.astype(numpy.int64)).' });
   }
-  return Int32Array.from(t.data as ArrayLike<number | bigint>, (v) => Number(v));
+  return classIds(t.data as ArrayLike<number | bigint>, what);
 }
 
 /**

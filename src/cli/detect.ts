@@ -5,9 +5,9 @@
  */
 import { createHash } from 'node:crypto';
 import { BulwarkError } from '../core/errors.js';
-import { readFileChecked, writeFileAtomic } from '../core/fsio.js';
+import { readFileChecked, refuseOutputOverInput, writeFileAtomic } from '../core/fsio.js';
 import { sliceRows } from '../core/tensor.js';
-import { parseDataSpec } from '../data/index.js';
+import { dataSpecFiles, parseDataSpec } from '../data/index.js';
 import { encodeNpy } from '../data/npy.js';
 import { DEFAULT_SQUEEZERS, featureSqueezing, formatSqueezer, parseSqueezers, type FeatureSqueezingDetector, type SqueezerSpec } from '../evasion/defense/squeeze.js';
 import type { OnnxModel } from '../runtime/model.js';
@@ -164,6 +164,7 @@ export async function run(argv: string[]): Promise<number> {
 async function fit(v: Record<string, unknown>, modelPath: string, json: boolean): Promise<number> {
   const spec = required(v, 'data', HELP);
   const out = required(v, 'out', HELP);
+  refuseOutputOverInput([['--out', out]], [['--model', modelPath], ...dataSpecFiles(spec).map((f): [string, string] => ['--data', f])]);
   const fpr = fprFlag(v);
   const specs = parseSqueezers((v['squeezers'] as string | undefined) ?? DEFAULT_SQUEEZERS);
   parseDataSpec(spec);
@@ -197,6 +198,9 @@ async function fit(v: Record<string, unknown>, modelPath: string, json: boolean)
 
 async function score(v: Record<string, unknown>, modelPath: string, json: boolean): Promise<number> {
   const detPath = required(v, 'detector', HELP);
+  if (typeof v['out'] === 'string') {
+    refuseOutputOverInput([['--out', v['out']]], [['--model', modelPath], ['--detector', detPath], ['--input', v['input'] as string | undefined], ...dataSpecFiles(v['data']).map((f): [string, string] => ['--data', f])]);
+  }
   const file = readDetectorFile(detPath);
   const sha256 = fileSha256(modelPath);
   if (sha256 !== file.model.sha256) {

@@ -1,4 +1,6 @@
 import { BulwarkError } from '../core/errors.js';
+import { refuseOutputOverInput } from '../core/fsio.js';
+import { dataSpecFiles } from '../data/spec.js';
 import type { Model } from '../runtime/model.js';
 import { numberFlag, parseFlags, printJson, required } from './args.js';
 import { MODEL_FLAGS, loadDataFlag, modelFromFlags } from './common.js';
@@ -31,6 +33,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!['random', 'adaptive', 'jacobian'].includes(strategy)) throw new BulwarkError('BULWARK_E_ARG', `--strategy must be random, adaptive or jacobian, got ${JSON.stringify(strategy)}`);
   const out = required(v, 'out', HELP);
   const target = required(v, 'model', HELP);
+  refuseOutputOverInput([['--out', out]], [['--model', target], ...dataSpecFiles(v['eval']).map((f): [string, string] => ['--eval', f])]);
   const checkpoints = v['checkpoints'] === undefined ? undefined : String(v['checkpoints']).split(',').map((s) => {
     const n = Number(s);
     if (!Number.isInteger(n) || n < 1) throw new BulwarkError('BULWARK_E_ARG', `--checkpoints must be comma-separated positive integers, got ${JSON.stringify(v['checkpoints'])}`);

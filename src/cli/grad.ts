@@ -1,5 +1,7 @@
 import { BulwarkError } from '../core/errors.js';
+import { refuseOutputOverInput } from '../core/fsio.js';
 import { writeNpy } from '../data/npy.js';
+import { dataSpecFiles } from '../data/spec.js';
 import type { LossKind } from '../autodiff/heads.js';
 import { numberFlag, parseFlags, printJson, required } from './args.js';
 import { MODEL_FLAGS, inputsFromFlags, modelFromFlags } from './common.js';
@@ -25,11 +27,16 @@ export async function run(argv: string[]): Promise<number> {
   if (!['ce', 'margin', 'dlr'].includes(loss)) throw new BulwarkError('BULWARK_E_ARG', `--loss must be ce, margin or dlr, got ${JSON.stringify(loss)}`);
   const kappa = numberFlag(v, 'kappa', Infinity, 0);
   const out = required(v, 'out', HELP);
-  const model = await modelFromFlags(v, required(v, 'model', HELP));
+  const modelPath = required(v, 'model', HELP);
+  refuseOutputOverInput([['--out', out]], [
+    ['--model', modelPath], ['--input', v['input'] as string | undefined], ['--labels', v['labels'] as string | undefined],
+    ...dataSpecFiles(v['data']).map((f): [string, string] => ['--data', f]),
+  ]);
+  const model = await modelFromFlags(v, modelPath);
   const { x, y } = await inputsFromFlags(v, { labels: 'required', model });
   if (loss === 'dlr' && v['targeted']) throw new BulwarkError('BULWARK_E_ARG', 'targeted DLR needs true labels and targets; use it through the attack API');
   const res = await model.lossAndGradient(x, y!, { kind: loss, targeted: !!v['targeted'], kappa });
-  writeNpy(out, res.grad);
+  writeNpy(out, res.grad, '--out');
   await model.dispose();
   const meanLoss = res.loss.reduce((a, b) => a + b, 0) / res.loss.length;
   if (v['json']) printJson({ out, shape: res.grad.shape, loss, meanLoss, outputKind: model.outputKind });

@@ -1,4 +1,5 @@
 import { BulwarkError, ERROR_CODES } from '../core/errors.js';
+import { escapeControls } from '../core/quote.js';
 
 /** A CLI command: parses its own argv and returns the process exit code. */
 export interface CommandModule {
@@ -79,18 +80,21 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-/** Prints an error as `bulwark: CODE: message` plus its hint and returns the exit code. */
+/**
+ * Prints an error as `bulwark: CODE: message` plus its hint and returns the exit code. Control characters other than
+ * newline are escaped in what is printed, so a message that quotes file content raw cannot drive the terminal.
+ */
 export function reportError(e: unknown): number {
   if (e instanceof BulwarkError) {
-    process.stderr.write(`bulwark: ${e.code}: ${e.message}\nhint: ${e.hint}\n`);
+    process.stderr.write(`bulwark: ${e.code}: ${escapeControls(e.message)}\nhint: ${escapeControls(e.hint)}\n`);
     return e.exitCode;
   }
   const err = e as { code?: string; message?: string };
   if (err && err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || err?.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' || err?.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
-    process.stderr.write(`bulwark: BULWARK_E_USAGE: ${err.message}\nhint: ${ERROR_CODES.BULWARK_E_USAGE.hint}\n`);
+    process.stderr.write(`bulwark: BULWARK_E_USAGE: ${escapeControls(String(err.message))}\nhint: ${ERROR_CODES.BULWARK_E_USAGE.hint}\n`);
     return 2;
   }
-  process.stderr.write(`bulwark: BULWARK_E_INTERNAL: ${err?.message ?? String(e)}\nhint: ${ERROR_CODES.BULWARK_E_INTERNAL.hint}\n`);
+  process.stderr.write(`bulwark: BULWARK_E_INTERNAL: ${escapeControls(err?.message ?? String(e))}\nhint: ${ERROR_CODES.BULWARK_E_INTERNAL.hint}\n`);
   if (process.env['BULWARK_DEBUG']) process.stderr.write(`${(e as Error)?.stack ?? ''}\n`);
   return 70;
 }

@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { writeFileAtomic } from '../core/fsio.js';
+import { checkWritable, refuseOutputOverInput, writeFilesAtomic } from '../core/fsio.js';
+import { encodeNpz } from '../data/npy.js';
+import { dataSpecFiles } from '../data/spec.js';
 import type { Dataset } from '../data/index.js';
 import type { Network } from '../nn/network.js';
 import type { EpochRecord } from '../nn/train.js';
@@ -29,13 +31,24 @@ export interface TrainRecordInput {
 }
 
 /**
- * Writes the trained model (ONNX, atomically), optionally its weights as .npz, and M.onnx.train.json, the training
- * record that reports and the registry read. Returns the record.
+ * Checks, before a training run, that its outputs can be written (the model, M.onnx.train.json, the --save-npz file:
+ * none is a folder or device, their folders exist or can be created and are writable) and that none of them is an
+ * input (--data, --val), so a long run never ends in a write error or replaces its own data.
+ * @throws BulwarkError BULWARK_E_FILE_WRITE, BULWARK_E_ARG
+ */
+export function checkTrainingOutputs(out: string, savePath: unknown, dataSpec: string, valSpec: unknown): void {
+  const outputs: [string, string][] = [['--out', out], ['--out', `${out}.train.json`]];
+  if (typeof savePath === 'string') outputs.push(['--save-npz', savePath]);
+  refuseOutputOverInput(outputs, [...dataSpecFiles(dataSpec).map((f): [string, string] => ['--data', f]), ...dataSpecFiles(valSpec).map((f): [string, string] => ['--val', f])]);
+  for (const [flag, file] of outputs) checkWritable(file, flag);
+}
+
+/**
+ * Writes the trained model (ONNX), optionally its weights as .npz, and M.onnx.train.json, the training record that
+ * reports and the registry read, as one (writeFilesAtomic): either all are replaced or none is. Returns the record.
  */
 export function writeTrainingOutputs(r: TrainRecordInput): Record<string, unknown> {
   const bytes = r.net.toOnnx();
-  writeFileAtomic(r.out, bytes);
-  if (r.savePath) r.net.saveNpz(r.savePath);
   const last = r.history[r.history.length - 1]!;
   const record = {
     format: 'bulwark.train-record/1',
@@ -57,6 +70,10 @@ export function writeTrainingOutputs(r: TrainRecordInput): Record<string, unknow
     versions: { bulwark: '0.1.0', node: process.version },
     createdAt: new Date().toISOString(),
   };
-  writeFileAtomic(`${r.out}.train.json`, JSON.stringify(record, null, 2) + '\n');
+  writeFilesAtomic([
+    { file: r.out, data: bytes },
+    ...(r.savePath ? [{ file: r.savePath, data: encodeNpz(r.net.stateDict()) }] : []),
+    { file: `${r.out}.train.json`, data: JSON.stringify(record, null, 2) + '\n' },
+  ], r.savePath ? '--out/--save-npz' : '--out');
   return record;
 }

@@ -1,4 +1,4 @@
-import { writeTrainingOutputs } from './train-record.js';
+import { checkTrainingOutputs, writeTrainingOutputs } from './train-record.js';
 import { BulwarkError } from '../core/errors.js';
 import { parseDataSpec } from '../data/index.js';
 import { ARCH_SPEC_GRAMMAR, ARCHITECTURES, buildArch } from '../nn/zoo.js';
@@ -141,6 +141,9 @@ export async function run(argv: string[]): Promise<number> {
   const dataSpec = required(v, 'data', HELP);
   const out = required(v, 'out', HELP);
   const json = v.json === true;
+  parseDataSpec(dataSpec);
+  if (typeof v.val === 'string') parseDataSpec(v.val);
+  checkTrainingOutputs(out, v['save-npz'], dataSpec, v.val);
   if (v.dp === true) return (await import('./dp.js')).runDpTrain(v, { arch, dataSpec, out, json });
   for (const f of ['target-epsilon', 'noise-multiplier', 'delta', 'max-grad-norm', 'accountant', 'per-example']) {
     if (v[f] !== undefined) throw new BulwarkError('BULWARK_E_USAGE', `--${f} needs --dp`);

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { BulwarkError } from './errors.js';
-import { makeDirs } from './fsio.js';
+import { makeDirs, unreplaceableReason } from './fsio.js';
 
 /** A temporary file that becomes `target` on {@link AtomicFile.commit}. */
 export class AtomicFile {
@@ -34,8 +34,8 @@ export class AtomicFile {
     const dir = path.dirname(abs);
     try {
       makeDirs(dir);
-      const st = await fs.promises.stat(abs).catch(() => null);
-      if (st && st.isDirectory()) throw new Error('the path is a folder');
+      const reason = unreplaceableReason(abs);
+      if (reason) throw new Error(reason);
       const tmp = path.join(dir, `.${path.basename(abs)}.${randomBytes(8).toString('hex')}.tmp`);
       const handle = await fs.promises.open(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, mode);
       return new AtomicFile(abs, tmp, handle, what);
@@ -81,6 +81,9 @@ export class AtomicFile {
         }
         await fs.promises.rm(this.tempPath, { force: true });
       } else {
+        // Checked again: a device or FIFO may have appeared at the target while the file was streamed.
+        const reason = unreplaceableReason(this.target);
+        if (reason) throw new Error(reason);
         await fs.promises.rename(this.tempPath, this.target);
       }
     } catch (e) {

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { BulwarkError } from './errors.js';
+import { quote } from './quote.js';
 
 /**
  * Reads a whole file, mapping a missing or unreadable path to a BulwarkError that names the argument.
@@ -66,10 +67,103 @@ export function makeDirs(dir: string): string[] {
 }
 
 /**
+ * Why an existing path cannot be replaced by an output file, or undefined when it can (it is missing or a regular
+ * file). A rename over a device, FIFO or socket would silently turn /dev/null or a pipe into a regular file.
+ */
+export function unreplaceableReason(file: string): string | undefined {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(file);
+  } catch {
+    return undefined;
+  }
+  if (st.isFile()) return undefined;
+  if (st.isDirectory()) return 'it is a folder';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'it is a device, not a regular file';
+  if (st.isFIFO()) return 'it is a FIFO (named pipe), not a regular file';
+  if (st.isSocket()) return 'it is a socket, not a regular file';
+  return 'it is not a regular file';
+}
+
+/**
+ * Checks, before any work, that `file` can later be written as an output: the target is missing or a regular file,
+ * and its folder exists as a writable folder or can be created (only the first missing level's parent is checked
+ * for write access; nothing is created).
+ * @param what the flag, for messages (e.g. "--out")
+ * @throws BulwarkError BULWARK_E_FILE_WRITE
+ */
+export function checkWritable(file: string, what: string): void {
+  const fail = (why: string): never => {
+    throw new BulwarkError('BULWARK_E_FILE_WRITE', `${what}: cannot write ${file}: ${why}`);
+  };
+  const reason = unreplaceableReason(file);
+  if (reason) fail(reason);
+  let d = path.dirname(path.resolve(file));
+  for (;;) {
+    let st: fs.Stats | undefined;
+    try {
+      st = fs.statSync(d);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT') fail(`${d}: ${(e as Error).message}`);
+    }
+    if (st) {
+      if (!st.isDirectory()) fail(`${d} is not a folder`);
+      try {
+        fs.accessSync(d, fs.constants.W_OK | fs.constants.X_OK);
+      } catch {
+        fail(`the folder ${d} is not writable`);
+      }
+      return;
+    }
+    const parent = path.dirname(d);
+    if (parent === d) return;
+    d = parent;
+  }
+}
+
+/**
+ * Refuses an output path that is one of the command's input files (the same path after links are resolved, or
+ * the same device and inode), so `--out` can never replace the model or the data it was computed from.
+ * @param outputs [flag, path] of each output file (companion files included)
+ * @param inputs [flag, path] of each input file; undefined paths are skipped
+ * @throws BulwarkError BULWARK_E_ARG naming both flags
+ */
+export function refuseOutputOverInput(outputs: [string, string][], inputs: [string, string | undefined][]): void {
+  const identity = (p: string): { real: string; dev?: number; ino?: number } => {
+    const abs = path.resolve(p);
+    try {
+      const st = fs.statSync(abs);
+      return { real: fs.realpathSync(abs), dev: st.dev, ino: st.ino };
+    } catch {
+      // Missing: resolve the folder's links so dir-link/x and dir/x compare equal.
+      try {
+        return { real: path.join(fs.realpathSync(path.dirname(abs)), path.basename(abs)) };
+      } catch {
+        return { real: abs };
+      }
+    }
+  };
+  const ins = inputs.filter((i): i is [string, string] => typeof i[1] === 'string' && i[1].length > 0).map(([flag, p]) => ({ flag, p, id: identity(p) }));
+  for (const [oflag, o] of outputs) {
+    const oid = identity(o);
+    for (const i of ins) {
+      const same = oid.real === i.id.real || (oid.ino !== undefined && oid.dev === i.id.dev && oid.ino === i.id.ino);
+      if (same) {
+        throw new BulwarkError('BULWARK_E_ARG', `${oflag} ${o} is the input file given by ${i.flag} (${i.p}); refusing to overwrite it`, {
+          hint: 'Write the output to another path; an output never replaces one of the command\'s inputs.',
+        });
+      }
+    }
+  }
+}
+
+/**
  * Writes a file atomically: the bytes go to a temporary file in the same folder, are fsynced, and the temporary
  * file is renamed over the target, so a reader sees the old file or the new one, never a half-written one.
  * @param what what the file is, for messages (e.g. "--out")
- * @throws BulwarkError BULWARK_E_FILE_WRITE when the target is a folder or the folder cannot be created or written
+ * @throws BulwarkError BULWARK_E_FILE_WRITE when the target is a folder, a device, a FIFO or a socket, or the folder
+ *   cannot be created or written
  */
 export function writeFileAtomic(file: string, data: Uint8Array | string, what = 'output file'): void {
   writeFilesAtomic([{ file, data }], what);
@@ -91,7 +185,8 @@ export function writeFilesAtomic(files: { file: string; data: Uint8Array | strin
       current = f.file;
       const dir = path.dirname(path.resolve(f.file));
       created.push(...makeDirs(dir));
-      if (fs.existsSync(f.file) && fs.statSync(f.file).isDirectory()) throw new Error('it is a folder');
+      const reason = unreplaceableReason(f.file);
+      if (reason) throw new Error(reason);
       const tmp = path.join(dir, `.${path.basename(f.file)}.${randomBytes(6).toString('hex')}.tmp`);
       const fd = fs.openSync(tmp, 'wx', 0o644);
       temps.push({ tmp, file: f.file });
@@ -139,17 +234,17 @@ export function writeFilesAtomic(files: { file: string; data: Uint8Array | strin
 export function confinedPath(root: string, rel: string, what: string): string {
   if (rel.length === 0 || rel.includes('\0')) throw new BulwarkError('BULWARK_E_PATH_ESCAPE', `${what}: empty or NUL-containing path`);
   if (path.isAbsolute(rel) || /^[a-zA-Z]:[\\/]/.test(rel)) {
-    throw new BulwarkError('BULWARK_E_PATH_ESCAPE', `${what}: absolute path ${JSON.stringify(rel)} is refused`);
+    throw new BulwarkError('BULWARK_E_PATH_ESCAPE', `${what}: absolute path ${quote(rel)} is refused`);
   }
   const rootReal = fs.realpathSync(root);
   const candidate = path.resolve(rootReal, rel);
   if (!isInside(rootReal, candidate)) {
-    throw new BulwarkError('BULWARK_E_PATH_ESCAPE', `${what}: ${JSON.stringify(rel)} leaves the folder ${rootReal}`);
+    throw new BulwarkError('BULWARK_E_PATH_ESCAPE', `${what}: ${quote(rel)} leaves the folder ${rootReal}`);
   }
   if (fs.existsSync(candidate)) {
     const real = fs.realpathSync(candidate);
     if (!isInside(rootReal, real)) {
-      throw new BulwarkError('BULWARK_E_PATH_ESCAPE', `${what}: ${JSON.stringify(rel)} is a link that leaves the folder ${rootReal}`);
+      throw new BulwarkError('BULWARK_E_PATH_ESCAPE', `${what}: ${quote(rel)} is a link that leaves the folder ${rootReal}`);
     }
   }
   return candidate;

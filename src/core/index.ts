@@ -5,3 +5,4 @@ export * from './fsio.js';
 export * from './zip.js';
 export * from './progress.js';
 export * from './atomic.js';
+export * from './quote.js';

@@ -118,6 +118,31 @@ export function assertFinite(data: Float32Array | Float64Array, what: string): v
   }
 }
 
+/** The largest finite float32. */
+export const FLOAT32_MAX = 3.4028234663852886e38;
+
+/**
+ * Converts values to float32, refusing any that cannot be represented: a NaN or infinity (BULWARK_E_NONFINITE, as
+ * assertFinite), or a finite value beyond ±FLOAT32_MAX that would become infinite (said as an overflow, not as the
+ * infinity it would turn into).
+ */
+export function toFloat32Checked(src: ArrayLike<number | bigint>, what: string): Float32Array {
+  const out = new Float32Array(src.length);
+  for (let i = 0; i < out.length; i++) {
+    const v = Number(src[i]!);
+    out[i] = v;
+    if (!Number.isFinite(out[i]!)) {
+      if (Number.isFinite(v)) {
+        throw new BulwarkError('BULWARK_E_NONFINITE', `${what} holds ${v} at flat index ${i}, which overflows float32 (largest magnitude ${FLOAT32_MAX.toPrecision(8)})`, {
+          hint: 'The model runs in float32: rescale or clip the data into its range before passing it in.',
+        });
+      }
+      throw new BulwarkError('BULWARK_E_NONFINITE', `${what} holds a non-finite value (${v}) at flat index ${i}`);
+    }
+  }
+  return out;
+}
+
 export function shapeStr(shape: readonly (number | string)[]): string {
   return `[${shape.join(',')}]`;
 }

@@ -3,6 +3,7 @@
  * a float32 feature matrix and integer labels. Errors name the line and column of the offending cell.
  */
 import { BulwarkError } from '../core/errors.js';
+import { classId } from './labels.js';
 import { readFileChecked } from '../core/fsio.js';
 import type { Tensor } from '../core/tensor.js';
 
@@ -156,10 +157,7 @@ function parseLabels(rows: CsvRecord[], col: number, where: (r: CsvRecord) => st
   }
   cells.forEach((c, i) => {
     const v = isNumber(c) ? Number(c) : NaN;
-    if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff) {
-      throw new BulwarkError('BULWARK_E_LABELS', `${where(rows[i]!)}: label ${JSON.stringify(c)} is not a non-negative integer class id`);
-    }
-    labels[i] = v;
+    labels[i] = classId(v, `label ${JSON.stringify(c)}`, where(rows[i]!));
   });
   return { labels };
 }

@@ -14,5 +14,6 @@ export {
   type BuiltinName,
   type Split,
 } from './datasets.js';
-export { loadData, parseDataSpec, resolveSlice, DATA_SPEC_FORMS, type Dataset, type DataSpec, type SliceSpec } from './spec.js';
+export { loadData, dataSpecFiles, parseDataSpec, resolveSlice, DATA_SPEC_FORMS, type Dataset, type DataSpec, type SliceSpec } from './spec.js';
+export { MAX_CLASSES, classId, classIds, checkClassCount } from './labels.js';
 export { batches, numBatches, type BatchOptions, type Batch } from './loader.js';

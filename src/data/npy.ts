@@ -5,12 +5,15 @@
  */
 import { readFileChecked, writeFileAtomic } from '../core/fsio.js';
 import { BulwarkError } from '../core/errors.js';
+import { quote } from '../core/quote.js';
 import { sizeOf, type DType, type Tensor, type TypedArray } from '../core/tensor.js';
 import { findOverlappingEntries, isZip, listZip, readZipEntry, writeZip, type ZipLimits } from '../core/zip.js';
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // "\x93NUMPY"
 const MAX_HEADER_BYTES = 1024 * 1024;
 const MAX_DIMS = 64;
+/** Deepest nesting of ( [ { a header may use; NumPy writes 2 (a dict holding a tuple), structured dtypes a few more. */
+const MAX_HEADER_DEPTH = 32;
 const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 type ArrayCtor = new (buffer: ArrayBuffer, byteOffset: number, length: number) => TypedArray;
@@ -49,6 +52,7 @@ type PyValue = string | number | boolean | null | PyValue[] | { [k: string]: PyV
 /** A parser for the Python literal subset NumPy writes in .npy headers; anything else is refused. */
 class LiteralParser {
   private pos = 0;
+  private depth = 0;
 
   constructor(private readonly src: string, private readonly what: string) {}
 
@@ -60,7 +64,7 @@ class LiteralParser {
   }
 
   private fail(msg: string): never {
-    return npyError(`${this.what}: malformed header (${msg} at character ${this.pos}): ${JSON.stringify(this.src.slice(0, 200))}`);
+    return npyError(`${this.what}: malformed header (${msg} at character ${this.pos}): ${quote(this.src)}`);
   }
 
   private skipSpace(): void {
@@ -70,8 +74,13 @@ class LiteralParser {
   private value(): PyValue {
     this.skipSpace();
     const c = this.src[this.pos];
-    if (c === '{') return this.dict();
-    if (c === '(' || c === '[') return this.sequence(c === '(' ? ')' : ']');
+    if (c === '{' || c === '(' || c === '[') {
+      // Bounded so a header of thousands of nested brackets is refused instead of overflowing the stack.
+      if (++this.depth > MAX_HEADER_DEPTH) this.fail(`nested deeper than ${MAX_HEADER_DEPTH} levels`);
+      const v = c === '{' ? this.dict() : this.sequence(c === '(' ? ')' : ']');
+      this.depth--;
+      return v;
+    }
     if (c === "'" || c === '"') return this.string(c);
     const word = /^(True|False|None|-?\d+L?)/.exec(this.src.slice(this.pos, this.pos + 32));
     if (word === null) return this.fail('expected a value');
@@ -142,11 +151,11 @@ function parseDescr(descr: PyValue, what: string): { info: DtypeInfo; bigEndian:
   }
   const m = /^([<>|=]?)([a-zA-Z])(\d*)$/.exec(descr);
   if (m?.[2] === 'O') {
-    npyError(`${what}: object arrays (dtype '${descr}') are refused: loading them would unpickle arbitrary Python objects`, 'Save a numeric array instead: np.save(f, arr.astype(np.float32)).');
+    npyError(`${what}: object arrays (dtype ${quote(descr)}) are refused: loading them would unpickle arbitrary Python objects`, 'Save a numeric array instead: np.save(f, arr.astype(np.float32)).');
   }
   const info = m ? BY_CODE[`${m[2]}${m[3]}`] : undefined;
   if (!m || !info) {
-    npyError(`${what}: unsupported dtype '${descr}'; supported: f4 f8 i1 i2 i4 i8 u1 u2 u4 u8 b1 in either byte order`, 'Convert the array first, e.g. arr.astype(np.float32).');
+    npyError(`${what}: unsupported dtype ${quote(descr)}; supported: f4 f8 i1 i2 i4 i8 u1 u2 u4 u8 b1 in either byte order`, 'Convert the array first, e.g. arr.astype(np.float32).');
   }
   return { info, bigEndian: m[1] === '>' };
 }
@@ -154,7 +163,7 @@ function parseDescr(descr: PyValue, what: string): { info: DtypeInfo; bigEndian:
 function parseShape(shape: PyValue, what: string): number[] {
   if (!Array.isArray(shape) || shape.length > MAX_DIMS) npyError(`${what}: header 'shape' must be a tuple of at most ${MAX_DIMS} integers`);
   return shape.map((d) => {
-    if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) npyError(`${what}: shape ${JSON.stringify(shape)} holds an invalid dimension`);
+    if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) npyError(`${what}: shape ${quote(JSON.stringify(shape))} holds an invalid dimension`);
     return d;
   });
 }
@@ -298,10 +307,11 @@ export function encodeNpy(tensor: Tensor): Buffer {
  * Writes a tensor to a .npy file atomically (a reader never sees a half-written file).
  * @param path the destination
  * @param tensor the tensor to write
- * @throws BulwarkError as {@link encodeNpy}; file system errors as thrown by node:fs
+ * @param what the flag or role for messages (default "output file")
+ * @throws BulwarkError as {@link encodeNpy}; BULWARK_E_FILE_WRITE naming `what` when the file cannot be written
  */
-export function writeNpy(path: string, tensor: Tensor): void {
-  writeFileAtomic(path, encodeNpy(tensor));
+export function writeNpy(path: string, tensor: Tensor, what = 'output file'): void {
+  writeFileAtomic(path, encodeNpy(tensor), what);
 }
 
 // ------------------------------------------------------------------------------------------ npz
@@ -326,14 +336,14 @@ export function readNpzArrays(source: Uint8Array | string, limits?: ZipLimits): 
   if (!isZip(bytes)) npyError(`${label}: not an .npz archive (no ZIP signature)`);
   const entries = listZip(bytes, limits);
   const overlap = findOverlappingEntries(bytes, entries);
-  if (overlap) npyError(`${label}: entries ${JSON.stringify(overlap[0].name)} and ${JSON.stringify(overlap[1].name)} overlap (a zip-bomb construction)`);
+  if (overlap) npyError(`${label}: entries ${quote(overlap[0].name)} and ${quote(overlap[1].name)} overlap (a zip-bomb construction)`);
   const out: NpzArray[] = [];
   const seen = new Set<string>();
   for (const entry of entries) {
     if (entry.isDirectory) continue;
-    if (!entry.name.endsWith('.npy')) npyError(`${label}: entry ${JSON.stringify(entry.name)} is not a .npy array`);
+    if (!entry.name.endsWith('.npy')) npyError(`${label}: entry ${quote(entry.name)} is not a .npy array`);
     const name = entry.name.slice(0, -4);
-    if (seen.has(name)) npyError(`${label}: array ${JSON.stringify(name)} appears twice`);
+    if (seen.has(name)) npyError(`${label}: array ${quote(name)} appears twice`);
     seen.add(name);
     out.push({ name, tensor: readNpy(readZipEntry(bytes, entry, limits), `${label}:${entry.name}`) });
   }

@@ -4,10 +4,11 @@
  * `.npz`, `.npy`, an `x.npy,y.npy` pair or `.csv` (with `#label=<column>`), and take the same slice suffix.
  */
 import { BulwarkError } from '../core/errors.js';
-import { assertFinite, type Tensor } from '../core/tensor.js';
+import { assertFinite, toFloat32Checked, type Tensor } from '../core/tensor.js';
 import { readCsv } from './csv.js';
 import { BUILTIN_DATASETS, builtinSplit, isBuiltinName, type BuiltinName, type Split } from './datasets.js';
 import { readNpy, readNpzArrays, type NpzArray } from './npy.js';
+import { checkClassCount, classId } from './labels.js';
 
 /** A dataset: inputs (float32, first axis = examples) and optional integer labels. */
 export interface Dataset {
@@ -111,15 +112,34 @@ export function parseDataSpec(spec: string): DataSpec {
   return slice ? { ...parsed, slice } : parsed;
 }
 
+/**
+ * The files a data spec reads (none for a built-in dataset or a spec that does not parse), so commands can keep
+ * their outputs off them.
+ */
+export function dataSpecFiles(spec: unknown): string[] {
+  if (typeof spec !== 'string') return [];
+  let p: DataSpec;
+  try {
+    p = parseDataSpec(spec);
+  } catch {
+    return [];
+  }
+  switch (p.kind) {
+    case 'builtin':
+      return [];
+    case 'npy-pair':
+      return [p.xPath, p.yPath];
+    default:
+      return [p.path];
+  }
+}
+
 // ------------------------------------------------------------------------------------------ conversion
 
 function toFloat32(t: Tensor, what: string): Tensor<Float32Array> {
   if (t.shape.length === 0) throw new BulwarkError('BULWARK_E_SHAPE', `${what}: inputs must have an examples axis, got a scalar`);
   if (t.data instanceof Float32Array) return { data: t.data, shape: t.shape, dtype: 'float32' };
-  const out = new Float32Array(t.data.length);
-  const src = t.data as ArrayLike<number | bigint>;
-  for (let i = 0; i < out.length; i++) out[i] = Number(src[i]!);
-  return { data: out, shape: [...t.shape], dtype: 'float32' };
+  return { data: toFloat32Checked(t.data as ArrayLike<number | bigint>, what), shape: [...t.shape], dtype: 'float32' };
 }
 
 /** Reads labels from [N], [N,1] or one-hot [N,K] arrays of any numeric dtype. */
@@ -129,15 +149,9 @@ function toLabels(t: Tensor, what: string): { y: Int32Array; numClasses: number 
   if (t.shape.length === 0 || t.shape.length > 2) throw new BulwarkError('BULWARK_E_LABELS', `${what}: labels must be [N], [N,1] or one-hot [N,K], got [${t.shape.join(',')}]`);
   const src = t.data as ArrayLike<number | bigint>;
   const y = new Int32Array(n);
-  for (let i = 0; i < n; i++) y[i] = k === 1 ? labelValue(src[i]!, i, what) : oneHotIndex(src, i, k, what);
+  for (let i = 0; i < n; i++) y[i] = k === 1 ? classId(src[i]!, i, what) : oneHotIndex(src, i, k, what);
   const numClasses = k > 1 ? k : y.reduce((m, v) => Math.max(m, v), -1) + 1;
-  return { y, numClasses };
-}
-
-function labelValue(raw: number | bigint, i: number, what: string): number {
-  const v = Number(raw);
-  if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff) throw new BulwarkError('BULWARK_E_LABELS', `${what}: label ${i} is ${String(raw)}, not a non-negative integer class id`);
-  return v;
+  return { y, numClasses: checkClassCount(numClasses, what) };
 }
 
 function oneHotIndex(src: ArrayLike<number | bigint>, row: number, k: number, what: string): number {
@@ -223,7 +237,7 @@ function loadParsed(p: DataSpec, name: string): Dataset {
       return assemble(name, toFloat32(readNpy(p.xPath), p.xPath), readNpy(p.yPath), p.yPath);
     case 'csv': {
       const t = readCsv(p.path, p.labelColumn === undefined ? {} : { labelColumn: p.labelColumn });
-      const numClasses = t.classNames ? t.classNames.length : t.labels.reduce((m, v) => Math.max(m, v), -1) + 1;
+      const numClasses = checkClassCount(t.classNames ? t.classNames.length : t.labels.reduce((m, v) => Math.max(m, v), -1) + 1, p.path);
       return { name, x: t.features, y: t.labels, numClasses, ...(t.classNames ? { classNames: t.classNames } : {}) };
     }
   }

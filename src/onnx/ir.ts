@@ -2,6 +2,7 @@ import * as path from 'node:path';
 import * as fs from 'node:fs';
 import { BulwarkError } from '../core/errors.js';
 import { confinedPath } from '../core/fsio.js';
+import { quote } from '../core/quote.js';
 import type { TypedArray } from '../core/tensor.js';
 import {
   ATTR,
@@ -154,8 +155,8 @@ export function readModel(source: string | Uint8Array, opts: ReadOptions = {}): 
   } else {
     bytes = source;
   }
-  if (bytes.length === 0) throw new BulwarkError('BULWARK_E_ONNX_PARSE', 'the model file is empty');
-  const proto = decodeModel(bytes);
+  if (bytes.length === 0) throw new BulwarkError('BULWARK_E_ONNX_PARSE', typeof source === 'string' ? `model file ${source} is empty` : 'the model file is empty');
+  const proto = decodeModel(bytes, typeof source === 'string' ? `model file ${source}` : 'the model');
   return graphFromProto(proto, { ...opts, ...(baseDir === undefined ? {} : { baseDir }) });
 }
 
@@ -282,30 +283,30 @@ export function tensorFromProto(t: TensorProto, opts: ReadOptions = {}): TensorD
   const name = t.name ?? '(unnamed)';
   let count = 1;
   for (const d of dims) {
-    if (!Number.isSafeInteger(d) || d < 0) throw new BulwarkError('BULWARK_E_ONNX_INVALID', `tensor ${name} has an invalid dimension ${d}`);
+    if (!Number.isSafeInteger(d) || d < 0) throw new BulwarkError('BULWARK_E_ONNX_INVALID', `tensor ${quote(name)} has an invalid dimension ${d}`);
     count *= d;
   }
   const maxElements = opts.maxElements ?? 2 ** 31;
-  if (count > maxElements) throw new BulwarkError('BULWARK_E_LIMIT', `tensor ${name} declares ${count} elements, over the limit of ${maxElements}`);
+  if (count > maxElements) throw new BulwarkError('BULWARK_E_LIMIT', `tensor ${quote(name)} declares ${count} elements, over the limit of ${maxElements}`);
   const size = elemSize(dataType);
   if (size === 0) {
     if (dataType === ELEM.STRING) {
       // String tensors are rare in classifiers; keep the byte length only so they round-trip as empty data.
       return { dataType, dims, data: new Uint8Array(0) };
     }
-    throw new BulwarkError('BULWARK_E_DTYPE', `tensor ${name} has unsupported element type ${dataType}`);
+    throw new BulwarkError('BULWARK_E_DTYPE', `tensor ${quote(name)} has unsupported element type ${dataType}`);
   }
   let raw: Uint8Array | undefined = t.rawData && t.rawData.length ? t.rawData : undefined;
   if (t.dataLocation === 1) raw = readExternal(t, count * size, opts);
   if (raw) {
     if (raw.length !== count * size) {
-      throw new BulwarkError('BULWARK_E_ONNX_INVALID', `tensor ${name}: ${raw.length} bytes of data for ${count} elements of ${elemName(dataType)} (${count * size} expected)`);
+      throw new BulwarkError('BULWARK_E_ONNX_INVALID', `tensor ${quote(name)}: ${raw.length} bytes of data for ${count} elements of ${elemName(dataType)} (${count * size} expected)`);
     }
     return { dataType, dims, data: typedFromBytes(dataType, raw, count) };
   }
   const data = typedFromFields(t, dataType, count);
   if (data.length !== count) {
-    throw new BulwarkError('BULWARK_E_ONNX_INVALID', `tensor ${name}: ${data.length} values for ${count} elements`);
+    throw new BulwarkError('BULWARK_E_ONNX_INVALID', `tensor ${quote(name)}: ${data.length} values for ${count} elements`);
   }
   return { dataType, dims, data };
 }
@@ -314,27 +315,57 @@ function readExternal(t: TensorProto, expected: number, opts: ReadOptions): Uint
   const name = t.name ?? '(unnamed)';
   const kv = Object.fromEntries((t.externalData ?? []).map((e) => [e.key, e.value]));
   const location = kv['location'];
-  if (!location) throw new BulwarkError('BULWARK_E_ONNX_INVALID', `tensor ${name} is external but names no location`);
+  if (!location) throw new BulwarkError('BULWARK_E_ONNX_INVALID', `tensor ${quote(name)} is external but names no location`);
   if (!opts.baseDir) {
-    throw new BulwarkError('BULWARK_E_PATH_ESCAPE', `tensor ${name} has external data but the model was given as bytes`, { hint: 'Load the model from its path so its external data can be read from the model folder.' });
+    throw new BulwarkError('BULWARK_E_PATH_ESCAPE', `tensor ${quote(name)} has external data but the model was given as bytes`, { hint: 'Load the model from its path so its external data can be read from the model folder.' });
   }
-  const file = confinedPath(opts.baseDir, location, `external data of tensor ${name}`);
+  const file = confinedPath(opts.baseDir, location, `external data of tensor ${quote(name)}`);
   const offset = kv['offset'] ? Number(kv['offset']) : 0;
   const length = kv['length'] ? Number(kv['length']) : expected;
   if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
-    throw new BulwarkError('BULWARK_E_ONNX_INVALID', `tensor ${name}: bad external offset/length`);
+    throw new BulwarkError('BULWARK_E_ONNX_INVALID', `tensor ${quote(name)}: bad external offset/length`);
   }
-  if (!fs.existsSync(file)) throw new BulwarkError('BULWARK_E_FILE_NOT_FOUND', `external data file of tensor ${name} not found: ${location}`);
-  const st = fs.statSync(file);
-  if (offset + length > st.size) throw new BulwarkError('BULWARK_E_ONNX_INVALID', `tensor ${name}: external range ${offset}+${length} exceeds ${location} (${st.size} bytes)`);
-  const fd = fs.openSync(file, 'r');
+  const where = `external data of tensor ${quote(name)}`;
+  let st: fs.Stats;
   try {
+    st = fs.statSync(file);
+  } catch {
+    throw new BulwarkError('BULWARK_E_FILE_NOT_FOUND', `${where}: file ${quote(location)} not found in the model's folder ${opts.baseDir}`, {
+      hint: "External data locations resolve from the model's folder (not the current directory); keep the data file beside the model.",
+    });
+  }
+  // A FIFO would block the open (or the read) forever, a device never ends and a folder cannot be read: only a
+  // regular file is data. The check is repeated on the opened descriptor, which is opened without blocking.
+  if (!st.isFile()) throw notRegular(where, location, st);
+  if (offset + length > st.size) throw new BulwarkError('BULWARK_E_ONNX_INVALID', `${where}: range ${offset}+${length} exceeds ${quote(location)} (${st.size} bytes)`);
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
+  } catch (e) {
+    throw new BulwarkError('BULWARK_E_FILE_READ', `${where}: cannot open ${quote(location)}: ${(e as Error).message}`);
+  }
+  try {
+    const fst = fs.fstatSync(fd);
+    if (!fst.isFile()) throw notRegular(where, location, fst);
+    if (offset + length > fst.size) throw new BulwarkError('BULWARK_E_ONNX_INVALID', `${where}: range ${offset}+${length} exceeds ${quote(location)} (${fst.size} bytes)`);
     const buf = Buffer.alloc(length);
-    fs.readSync(fd, buf, 0, length, offset);
+    let got = 0;
+    while (got < length) {
+      const n = fs.readSync(fd, buf, got, length - got, offset + got);
+      if (n === 0) throw new BulwarkError('BULWARK_E_ONNX_INVALID', `${where}: ${quote(location)} ended after ${got} of ${length} bytes`);
+      got += n;
+    }
     return buf;
   } finally {
     fs.closeSync(fd);
   }
+}
+
+function notRegular(where: string, location: string, st: fs.Stats): BulwarkError {
+  const kind = st.isDirectory() ? 'a folder' : st.isFIFO() ? 'a FIFO (named pipe)' : st.isSocket() ? 'a socket' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : 'not a regular file';
+  return new BulwarkError('BULWARK_E_FILE_READ', `${where}: location ${quote(location)} is ${kind}, not a regular file`, {
+    hint: 'External data must be a regular file inside the model folder, as written by onnx.save_model(..., save_as_external_data=True).',
+  });
 }
 
 function typedFromBytes(dataType: number, raw: Uint8Array, count: number): TypedArray {
@@ -559,7 +590,7 @@ export function topoSort(g: Graph): Node[] {
     for (const inp of new Set(allInputs(n))) {
       if (available.has(inp)) continue;
       if (!producer.has(inp)) {
-        throw new BulwarkError('BULWARK_E_ONNX_INVALID', `node ${n.name} (${n.opType}) reads ${JSON.stringify(inp)}, which no node, input or initializer provides`);
+        throw new BulwarkError('BULWARK_E_ONNX_INVALID', `node ${quote(n.name)} (${quote(n.opType)}) reads ${quote(inp)}, which no node, input or initializer provides`);
       }
       pending[i]!++;
       const list = consumers.get(inp) ?? [];

@@ -256,15 +256,29 @@ export function int64(v: Int64 | undefined | null): number {
  * Decodes ONNX protobuf bytes into a ModelProto.
  * @throws BulwarkError BULWARK_E_ONNX_PARSE when the bytes are not a valid ONNX model
  */
-export function decodeModel(bytes: Uint8Array): ModelProto {
+export function decodeModel(bytes: Uint8Array, source = 'the model'): ModelProto {
   let msg: ModelProto;
   try {
     msg = ModelType.decode(bytes) as unknown as ModelProto;
   } catch (e) {
-    throw new BulwarkError('BULWARK_E_ONNX_PARSE', `not a readable ONNX model: ${(e as Error).message}`);
+    const reason = (e as Error).message;
+    if (e instanceof RangeError || /index out of range/.test(reason)) {
+      // protobufjs reports a field or length that runs past the end of the buffer as "index out of range".
+      throw new BulwarkError('BULWARK_E_ONNX_PARSE', `${source} is truncated or corrupt: the ONNX protobuf runs past the end of its ${bytes.length} bytes`, {
+        hint: 'The file was cut short (an interrupted download or copy?) or damaged; fetch or export it again and check it with onnx.checker.',
+      });
+    }
+    throw new BulwarkError('BULWARK_E_ONNX_PARSE', `${source} is not a readable ONNX model: ${reason}`);
   }
   if (!msg.graph || !msg.opsetImport || msg.opsetImport.length === 0) {
-    throw new BulwarkError('BULWARK_E_ONNX_PARSE', 'not an ONNX model: the protobuf has no graph or no opset_import (is this another file format?)');
+    const missing = !msg.graph ? 'graph' : 'opset_import';
+    // A file that starts like a model (its first field, ir_version, is set) but lacks its graph was most likely cut short.
+    if (Number(msg.irVersion ?? 0) > 0) {
+      throw new BulwarkError('BULWARK_E_ONNX_PARSE', `${source} is truncated or corrupt: it starts as an ONNX model (ir_version ${String(msg.irVersion ?? '?')}) but has no ${missing} in its ${bytes.length} bytes`, {
+        hint: 'The file was cut short (an interrupted download or copy?) or damaged; fetch or export it again and check it with onnx.checker.',
+      });
+    }
+    throw new BulwarkError('BULWARK_E_ONNX_PARSE', `${source} is not an ONNX model: the protobuf has no graph or no opset_import (is this another file format?)`);
   }
   return msg;
 }

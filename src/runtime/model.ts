@@ -1,5 +1,6 @@
 import * as ort from 'onnxruntime-node';
 import { BulwarkError } from '../core/errors.js';
+import { quote } from '../core/quote.js';
 import { assertFinite, concatRows, shapeStr, sizeOf, type Float32Tensor } from '../core/tensor.js';
 import { appendHead, headKey, type HeadSpec } from '../autodiff/heads.js';
 import { normalizeOpset, simplifyForGradient, toFloat64 } from '../autodiff/normalize.js';
@@ -161,6 +162,7 @@ export class OnnxModel implements Model {
       return [res[this.outputName]!];
     });
     this.queries += x.shape[0]!;
+    this.checkOutputRows(out[0]!, x.shape[0]!);
     finiteResult(out[0]!.data, x.shape[0]!, 'output');
     return out[0]!;
   }
@@ -172,6 +174,7 @@ export class OnnxModel implements Model {
    */
   async lossAndGradient(x: Float32Tensor, labels: ArrayLike<number>, head: HeadSpec = { kind: 'ce' }, targets?: ArrayLike<number>): Promise<LossAndGradient> {
     this.checkInput(x);
+    this.checkClassScores(head);
     this.checkLabels(labels, x.shape[0]!, 'labels');
     if (targets) this.checkLabels(targets, x.shape[0]!, 'targets');
     const gs = await this.gradSession(head, [this.inputName], false, x.shape.slice(1));
@@ -202,6 +205,7 @@ export class OnnxModel implements Model {
    */
   async parameterGradients(x: Float32Tensor, labels: ArrayLike<number>, opts: { head?: HeadSpec; params?: string[]; reduction?: 'sum' | 'mean'; perExample?: boolean } = {}): Promise<{ loss: Float32Array; grads: Map<string, Float32Array> }> {
     this.checkInput(x);
+    this.checkClassScores(opts.head ?? { kind: 'ce' });
     this.checkLabels(labels, x.shape[0]!, 'labels');
     const params = opts.params ?? [...this.graph.initializers].filter(([, t]) => t.dataType === ELEM.FLOAT && t.data.length > 1).map(([k]) => k);
     const gs = await this.gradSession(opts.head ?? { kind: 'ce' }, params, opts.perExample ?? false, x.shape.slice(1));
@@ -366,6 +370,14 @@ export class OnnxModel implements Model {
 
   private checkInput(x: Float32Tensor): void {
     if (!(x.data instanceof Float32Array)) throw new BulwarkError('BULWARK_E_DTYPE', 'input must be float32');
+    if (this.inputShape.length === 0) {
+      const declared = realInputs(this.graph)[0]?.shape;
+      throw new BulwarkError('BULWARK_E_MODEL', declared === undefined || declared === null
+        ? `the model input ${quote(this.inputName)} declares no shape, so its rank is unknown; Bulwark needs the input declared as [N, ...] (a batch axis first)`
+        : `the model input ${quote(this.inputName)} is a scalar (shape []); Bulwark needs an input with a batch axis, [N, ...]`, {
+        hint: 'Re-export the model with the input shape declared (torch.onnx.export with dynamic_axes={"input": {0: "N"}}), or set it with onnx.tools.update_model_dims.',
+      });
+    }
     const want = this.inputShape;
     const got = x.shape;
     if (got.length !== want.length || got.some((d, i) => i > 0 && want[i]! > 0 && d !== want[i])) {
@@ -374,6 +386,25 @@ export class OnnxModel implements Model {
     }
     if (got[0] === 0) throw new BulwarkError('BULWARK_E_SHAPE', 'input has no examples (batch of 0)');
     assertFinite(x.data, 'input');
+  }
+
+  /** Class losses need class scores [N, K]: a declared output of another rank is refused before any graph is built. */
+  private checkClassScores(head: HeadSpec): void {
+    const shape = this.graph.outputs[0]!.shape;
+    if (head.kind !== 'mse' && shape && shape.length !== 2) {
+      throw new BulwarkError('BULWARK_E_MODEL', `the model output ${quote(this.outputName)} has shape ${shapeStr(shape.map((d) => d ?? '?'))} (rank ${shape.length}); losses and gradients need class scores [N, K]`, {
+        hint: 'Use a classifier whose output is one score per class, [N, K] (`bulwark info` shows the output shape).',
+      });
+    }
+  }
+
+  /** predict returns one row per example: a scalar output, or one with another number of rows, is refused. */
+  private checkOutputRows(out: Float32Tensor, n: number): void {
+    if (out.shape.length === 0 || out.shape[0] !== n) {
+      throw new BulwarkError('BULWARK_E_SHAPE', `the model output ${quote(this.outputName)} has shape ${shapeStr(out.shape)} for ${n} inputs; Bulwark needs one output row per example, [N, ...]`, {
+        hint: 'The model reduces over the batch (a scalar or batch-summed output); use a model whose output keeps the batch axis (`bulwark info` shows the output shape).',
+      });
+    }
   }
 
   private checkLabels(labels: ArrayLike<number>, n: number, what: string): void {

@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { makeDirs, writeFileAtomic, writeFilesAtomic } from '../../src/core/fsio.js';
+import { checkWritable, makeDirs, refuseOutputOverInput, writeFileAtomic, writeFilesAtomic } from '../../src/core/fsio.js';
+import * as net from 'node:net';
+import { spawnSync } from 'node:child_process';
 import { AtomicFile } from '../../src/core/atomic.js';
 import { BulwarkError } from '../../src/core/errors.js';
 
@@ -65,4 +67,62 @@ test('writeFilesAtomic writes all files or none: a folder in the way of the last
   const fresh = path.join(tmp, 'fresh', 'rep');
   assert.throws(() => writeFilesAtomic([{ file: path.join(fresh, 'a.json'), data: 'a' }, { file: path.join(tmp, 'plain', 'b.json'), data: 'b' }]), /b\.json/);
   assert.equal(fs.existsSync(path.join(tmp, 'fresh')), false);
+});
+
+test('an existing target that is a device, FIFO or socket is refused, never replaced by a regular file', async () => {
+  const dir = fs.mkdtempSync(path.join(tmp, 'special-'));
+  const targets: [string, RegExp][] = [];
+  // A link to /dev/null: the target resolves to a character device.
+  const dev = path.join(dir, 'null');
+  fs.symlinkSync('/dev/null', dev);
+  targets.push([dev, /device/]);
+  const sock = path.join(dir, 'sock');
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(sock, resolve));
+  targets.push([sock, /socket/]);
+  const fifo = path.join(dir, 'fifo');
+  assert.equal(spawnSync('mkfifo', [fifo]).status, 0, 'mkfifo (coreutils) makes the FIFO');
+  targets.push([fifo, /FIFO/]);
+  try {
+    for (const [t, re] of targets) {
+      const before = fs.statSync(t);
+      const isWriteErr = (e: unknown) => e instanceof BulwarkError && e.code === 'BULWARK_E_FILE_WRITE' && re.test(e.message);
+      assert.throws(() => writeFileAtomic(t, 'x', '--out'), isWriteErr, t);
+      assert.throws(() => writeFilesAtomic([{ file: path.join(dir, 'ok.txt'), data: 'y' }, { file: t, data: 'x' }], '--out'), isWriteErr, t);
+      await assert.rejects(AtomicFile.create(t, 0o644, '--out'), isWriteErr, t);
+      assert.throws(() => checkWritable(t, '--out'), isWriteErr, t);
+      const after = fs.statSync(t);
+      assert.equal(after.isFile(), false, `${t} became a regular file`);
+      assert.equal(after.ino, before.ino);
+    }
+    assert.equal(fs.existsSync(path.join(dir, 'ok.txt')), false, 'all or none');
+    assert.deepEqual(leftovers(dir), []);
+  } finally {
+    server.close();
+  }
+});
+
+test('checkWritable refuses a folder target and a file as a parent, and accepts a missing folder to create', () => {
+  const dir = fs.mkdtempSync(path.join(tmp, 'cw-'));
+  fs.mkdirSync(path.join(dir, 'm.onnx.train.json'));
+  assert.throws(() => checkWritable(path.join(dir, 'm.onnx.train.json'), '--out'), (e: unknown) => e instanceof BulwarkError && e.code === 'BULWARK_E_FILE_WRITE' && /folder/.test(e.message));
+  fs.writeFileSync(path.join(dir, 'plain'), 'x');
+  assert.throws(() => checkWritable(path.join(dir, 'plain', 'x.npz'), '--save-npz'), (e: unknown) => e instanceof BulwarkError && /--save-npz: .*not a folder/.test(e.message));
+  checkWritable(path.join(dir, 'new', 'deeper', 'm.onnx'), '--out');
+  assert.equal(fs.existsSync(path.join(dir, 'new')), false, 'nothing is created');
+});
+
+test('an output that is one of the inputs is refused: same path, another spelling, a link, a hard link', () => {
+  const dir = fs.mkdtempSync(path.join(tmp, 'same-'));
+  const model = path.join(dir, 'victim.onnx');
+  fs.writeFileSync(model, 'model');
+  fs.symlinkSync(model, path.join(dir, 'link.onnx'));
+  fs.linkSync(model, path.join(dir, 'hard.onnx'));
+  fs.symlinkSync(dir, path.join(tmp, `dirlink-${path.basename(dir)}`));
+  const spellings = [model, path.join(dir, '.', 'victim.onnx'), path.relative(process.cwd(), model), path.join(dir, 'link.onnx'), path.join(dir, 'hard.onnx'), path.join(tmp, `dirlink-${path.basename(dir)}`, 'victim.onnx')];
+  for (const out of spellings) {
+    assert.throws(() => refuseOutputOverInput([['--out', out]], [['--input', undefined], ['--model', model]]), (e: unknown) => e instanceof BulwarkError && e.code === 'BULWARK_E_ARG' && /--out .* is the input file given by --model/.test(e.message), out);
+  }
+  refuseOutputOverInput([['--out', path.join(dir, 'p.npy')]], [['--model', model]]);
+  assert.equal(fs.readFileSync(model, 'utf8'), 'model');
 });

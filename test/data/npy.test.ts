@@ -59,7 +59,7 @@ test('Fortran-ordered data comes back in C order', () => {
 test('object, structured and float16 arrays are refused with a clear reason', () => {
   assert.throws(() => readNpy(join(FIXTURES, 'object.npy')), fails('BULWARK_E_NPY', /object arrays .* refused.*unpickle/));
   assert.throws(() => readNpy(join(FIXTURES, 'structured.npy')), fails('BULWARK_E_NPY', /structured/));
-  assert.throws(() => readNpy(join(FIXTURES, 'float16.npy')), fails('BULWARK_E_NPY', /unsupported dtype '<f2'/));
+  assert.throws(() => readNpy(join(FIXTURES, 'float16.npy')), fails('BULWARK_E_NPY', /unsupported dtype "<f2"/));
 });
 
 const SAMPLES: Tensor[] = [
@@ -188,4 +188,26 @@ test('hostile .npz archives: odd names are safe keys, non-array entries and non-
   two.writeUInt32LE(0, second + 42); // b's central record now points at a's data
   assert.throws(() => readNpz(two), fails('BULWARK_E_NPY', /overlap/));
   assert.throws(() => readNpz(writeZip([{ name: 'x.npy', data: Buffer.from('garbage') }])), fails('BULWARK_E_NPY', /x\.npy.*magic/));
+});
+
+test('a header nested thousands of levels deep is a BULWARK_E_NPY, not a stack overflow', () => {
+  const four = new Uint8Array(4);
+  for (const depth of [40, 5000, 100_000]) {
+    const shape = '('.repeat(depth) + '1,' + ')'.repeat(depth);
+    const dict = `{'descr': '<f4', 'fortran_order': False, 'shape': ${shape}, }`;
+    assert.throws(() => readNpy(npyWithHeader(dict, four, 2)), fails('BULWARK_E_NPY', /nested deeper than 32 levels/), String(depth));
+  }
+});
+
+test('untrusted header text is quoted with control characters escaped and cut to 200 characters', () => {
+  const four = new Uint8Array(4);
+  const hdr = (descr: string): string => `{'descr': '${descr}', 'fortran_order': False, 'shape': (1,), }`;
+  const long = 'A'.repeat(1_000_000);
+  let msg = '';
+  assert.throws(() => readNpy(npyWithHeader(hdr(long), four, 2)), (e: Error) => ((msg = e.message), true));
+  assert.ok(msg.length < 600, `message of ${msg.length} characters`);
+  assert.match(msg, /"A{200}"\.\.\. \(1000000 characters\)/);
+  assert.throws(() => readNpy(npyWithHeader(hdr('\x1b[31mRED\x1b]0;pwned\x07'), four)), (e: Error) => ((msg = e.message), true));
+  assert.doesNotMatch(msg, /[\x00-\x1f\x7f]/);
+  assert.match(msg, /"\\e\[31mRED\\e\]0;pwned\\u0007"/);
 });

@@ -7,7 +7,7 @@ import { ibpVerify } from '../evasion/defense/ibp.js';
 import { checkEps } from '../evasion/evaluate/validate.js';
 import type { OnnxModel } from '../runtime/model.js';
 import type { Dataset } from '../data/index.js';
-import { numberFlag, parseFlags, printJson, required } from './args.js';
+import { numberFlag, parseDecimal, parseFlags, printJson, required } from './args.js';
 import { loadDataFlag } from './common.js';
 
 const HELP = `Usage: bulwark certify --model M.onnx --data SPEC --sigma S [options]
@@ -69,7 +69,7 @@ export async function run(argv: string[]): Promise<number> {
   const modelPath = required(v, 'model', HELP);
   const spec = required(v, 'data', HELP);
   const sigmaText = required(v, 'sigma', HELP);
-  const sigma = Number(sigmaText);
+  const sigma = parseDecimal(sigmaText);
   if (!(sigma > 0 && Number.isFinite(sigma))) throw new BulwarkError('BULWARK_E_SMOOTHING', `--sigma must be a positive number, got ${JSON.stringify(sigmaText)}`);
   const n = numberFlag(v, 'n', 100000, 1, 1e9, true);
   const n0 = numberFlag(v, 'n0', 100, 1, 1e9, true);
@@ -79,7 +79,7 @@ export async function run(argv: string[]): Promise<number> {
   const seed = numberFlag(v, 'seed', 0, 0, 2 ** 32 - 1, true);
   const threads = v.threads === undefined ? undefined : numberFlag(v, 'threads', 0, 0, 1024, true);
   const radii = (typeof v.radii === 'string' ? v.radii : '0,0.25,0.5,0.75,1,1.5,2').split(',').map((t) => {
-    const r = Number(t);
+    const r = parseDecimal(t);
     if (t.trim() === '' || !(r >= 0 && Number.isFinite(r))) throw new BulwarkError('BULWARK_E_ARG', `--radii must be comma-separated numbers >= 0, got ${JSON.stringify(v.radii)}`);
     return r;
   });

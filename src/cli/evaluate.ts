@@ -4,7 +4,7 @@ import { parseDataSpec } from '../data/index.js';
 import { BUDGETS, checkData, checkEps, evaluateRobustness, parseNorm, resolveSuite, sampleIndices, summarizeEvaluation, type Budget, type EvalProgress, type RobustnessEvaluation } from '../evasion/evaluate/index.js';
 import { formatValue } from '../report/html.js';
 import { stageProgress } from '../report/progress.js';
-import { numberFlag, parseFlags, printJson, required } from './args.js';
+import { numberFlag, parseDecimal, parseFlags, printJson, required } from './args.js';
 import { fitLayout } from '../data/layout.js';
 import { MODEL_FLAGS, loadDataFlag, modelFromFlags } from './common.js';
 
@@ -55,7 +55,7 @@ export async function run(argv: string[]): Promise<number> {
   const modelPath = required(v, 'model', HELP);
   const spec = required(v, 'data', HELP);
   const epsText = required(v, 'eps', HELP);
-  const eps = Number(epsText);
+  const eps = parseDecimal(epsText);
   const norm = parseNorm(typeof v.norm === 'string' ? v.norm : 'inf');
   // positive and finite now; the box diameter is checked once the model's bounds are known
   checkEps(eps, norm, [-Infinity, Infinity], 1);

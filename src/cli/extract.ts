@@ -32,7 +32,7 @@ export async function run(argv: string[]): Promise<number> {
   const out = required(v, 'out', HELP);
   const target = required(v, 'model', HELP);
   const checkpoints = v['checkpoints'] === undefined ? undefined : String(v['checkpoints']).split(',').map((s) => {
-    const n = Number(s);
+    const n = /^\d+$/.test(s.trim()) ? Number(s) : NaN;
     if (!Number.isInteger(n) || n < 1) throw new BulwarkError('BULWARK_E_ARG', `--checkpoints must be comma-separated positive integers, got ${JSON.stringify(v['checkpoints'])}`);
     return n;
   });

@@ -7,7 +7,7 @@ import { parseGates } from '../report/gates.js';
 import { formatValue } from '../report/html.js';
 import { stageProgress } from '../report/progress.js';
 import type { Report } from '../report/types.js';
-import { numberFlag, parseFlags, printJson } from './args.js';
+import { numberFlag, parseDecimal, parseFlags, printJson } from './args.js';
 import { executionFlags } from './common.js';
 
 /** Comma-separated names wrapped at 116 columns, continuation lines indented by 29 spaces. */
@@ -119,7 +119,7 @@ export async function run(argv: string[]): Promise<number> {
   parseGates(failOver, gateMetrics(providers), 'fail-over');
   let sigma: number | undefined;
   if (typeof v.sigma === 'string') {
-    sigma = Number(v.sigma);
+    sigma = parseDecimal(v.sigma);
     if (v.sigma.trim() === '' || !Number.isFinite(sigma) || sigma <= 0) throw new BulwarkError('BULWARK_E_SMOOTHING', `--sigma must be a finite noise level > 0, got ${JSON.stringify(v.sigma)}`, { hint: 'Pass the sigma the model was trained with (bulwark train --noise-sigma S), e.g. --sigma 0.25.' });
   }
   const shadows = v.shadows === undefined ? undefined : numberFlag(v, 'shadows', 16, 2, 1024, true);
@@ -130,7 +130,7 @@ export async function run(argv: string[]): Promise<number> {
   const norm = parseNorm(typeof v.norm === 'string' ? v.norm : 'inf');
   let eps: number | undefined;
   if (typeof v.eps === 'string') {
-    eps = Number(v.eps);
+    eps = parseDecimal(v.eps);
     if (v.eps.trim() === '' || !Number.isFinite(eps) || eps <= 0) throw new BulwarkError('BULWARK_E_ARG', `--eps must be a finite radius > 0, got ${JSON.stringify(v.eps)}`, { hint: 'Give eps in input units, e.g. --eps 0.3 for MNIST L∞.' });
   }
   const seed = numberFlag(v, 'seed', 0, 0, 2 ** 31 - 1, true);

@@ -1,0 +1,79 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { repoRoot, assertUserError } from '../helpers.js';
+import { numberFlag, parseDecimal, parseFlags } from '../../src/cli/args.js';
+import { BulwarkError } from '../../src/core/errors.js';
+
+const bin = path.join(repoRoot, 'bin', 'bulwark.js');
+const fx = path.join(repoRoot, 'fixtures', 'torch', 'cnn_norm');
+const good = { x: path.join(fx, 'x.npy'), y: path.join(fx, 'y.npy'), m: path.join(fx, 'model.onnx') };
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bulwark-flags-'));
+
+function cli(...args: string[]) {
+  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8' });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function codeOf(f: () => unknown): string | undefined {
+  try {
+    f();
+  } catch (e) {
+    if (e instanceof BulwarkError) return `${e.code}: ${e.message}`;
+    throw e;
+  }
+  return undefined;
+}
+
+test('a flag that takes one value given twice is a usage error naming the flag', () => {
+  const train = ['train', '--arch', 'flatten,dense:10', '--data', 'mnist:train[0:10]'];
+  assertUserError(cli(...train, '--out', path.join(tmp, 'a.onnx'), '--out', path.join(tmp, 'b.onnx')), 'BULWARK_E_USAGE', /--out is given 2 times/);
+  assertUserError(cli(...train, '--out', path.join(tmp, 'a.onnx'), '--epochs', '1', '--epochs', '2'), 'BULWARK_E_USAGE', /--epochs is given 2 times \("1", "2"\)/);
+  assertUserError(cli('attack', 'fgsm', '--model', good.m, '--input', good.x, '--labels', good.y, '--eps', '0.1', '--eps=0.3'), 'BULWARK_E_USAGE', /--eps is given 2 times/);
+  // short and long spellings of one flag count as one flag
+  assertUserError(cli(...train, '-o', path.join(tmp, 'a.onnx'), '--out', path.join(tmp, 'b.onnx')), 'BULWARK_E_USAGE', /--out is given 2 times/);
+  assert.ok(!fs.existsSync(path.join(tmp, 'a.onnx')) && !fs.existsSync(path.join(tmp, 'b.onnx')));
+});
+
+test('flags meant to repeat still take every value', () => {
+  const opts = { allow: { type: 'string', multiple: true }, json: { type: 'boolean' } } as const;
+  const p = parseFlags(['--allow', 'a.b', '--allow', 'c.d', '--json', '--json'], opts, 'help');
+  assert.deepEqual(p!.values['allow'], ['a.b', 'c.d']);
+  const r = cli('scan-file', good.x, '--allow', 'numpy.core', '--allow', 'collections.OrderedDict', '--json');
+  assert.equal(r.code, 0, r.stderr);
+});
+
+test('numeric flags take plain decimal or scientific notation only', () => {
+  assert.equal(parseDecimal('1e-3'), 1e-3);
+  assert.equal(parseDecimal('-.5'), -0.5);
+  assert.equal(parseDecimal('3.'), 3);
+  for (const bad of ['0x10', '0b1', '0o7', '1_000', 'Infinity', '', ' 1', '1 ', '1e', '.', '+-1']) assert.ok(Number.isNaN(parseDecimal(bad)), bad);
+  assert.match(codeOf(() => numberFlag({ lr: '0x10' }, 'lr', 0))!, /BULWARK_E_ARG: --lr must be a decimal number, got "0x10"/);
+  assert.equal(numberFlag({ lr: '2.5e-2' }, 'lr', 0), 0.025);
+  assertUserError(cli('train', '--arch', 'flatten,dense:10', '--data', 'mnist:train[0:10]', '--out', path.join(tmp, 'h.onnx'), '--lr', '0x10'), 'BULWARK_E_ARG', /--lr must be a decimal number, got "0x10"/);
+  assertUserError(cli('attack', 'fgsm', '--model', good.m, '--input', good.x, '--labels', good.y, '--eps', '0x1'), 'BULWARK_E_ARG', /--eps/);
+  assertUserError(cli('evaluate', '--model', good.m, '--data', 'mnist:test[0:4]', '--eps', '0x1'), 'BULWARK_E_ARG', /--eps/);
+  assertUserError(cli('certify', '--model', good.m, '--data', 'mnist:test[0:4]', '--sigma', '0x1'), 'BULWARK_E_SMOOTHING', /--sigma/);
+  assert.ok(!fs.existsSync(path.join(tmp, 'h.onnx')));
+});
+
+test('a negative number after a flag is that flag\'s value, range-checked like --flag=-1', () => {
+  const train = ['train', '--arch', 'flatten,dense:10', '--data', 'mnist:train[0:10]', '--out', path.join(tmp, 'n.onnx')];
+  const spaced = cli(...train, '--epochs', '-1');
+  const joined = cli(...train, '--epochs=-1');
+  assertUserError(spaced, 'BULWARK_E_ARG', /epochs/);
+  assert.doesNotMatch(spaced.stderr, /ambiguous|Usage:/);
+  assert.equal(spaced.stderr, joined.stderr);
+  const attack = ['attack', 'fgsm', '--model', good.m, '--input', good.x, '--labels', good.y];
+  assertUserError(cli(...attack, '--eps', '-0.1'), 'BULWARK_E_ARG', /--eps must be >= 0, got -0\.1/);
+  assertUserError(cli(...attack, '--eps', '-.5'), 'BULWARK_E_ARG', /--eps must be >= 0/);
+  // a flag after a flag that wants a value is still a usage error, and a negative value of a boolean flag is not swallowed
+  assertUserError(cli(...attack, '--eps', '--json'), 'BULWARK_E_USAGE');
+  assertUserError(cli(...attack, '--json', '-1'), 'BULWARK_E_USAGE');
+  const p = parseFlags(['--seed', '-3', '--', '--seed', '-4'], { seed: { type: 'string' } }, 'help', true);
+  assert.equal(p!.values['seed'], '-3');
+  assert.deepEqual(p!.positionals, ['--seed', '-4']);
+});

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { BulwarkError } from '../core/errors.js';
 
@@ -98,6 +99,46 @@ export function numberFlag(values: Record<string, unknown>, name: string, def: n
   if (integer && !Number.isInteger(n)) throw new BulwarkError('BULWARK_E_ARG', `--${name} must be an integer, got ${v}`);
   if (n < min || n > max) throw new BulwarkError('BULWARK_E_ARG', `--${name} must be in [${min}, ${max}], got ${v}`);
   return n;
+}
+
+/** The most --threads or --workers a command takes: the machine's cores (at least 2). */
+export function parallelismLimit(): number {
+  return Math.max(2, availableParallelism());
+}
+
+/** --threads (onnxruntime intra-op threads; 0 for its own choice) in [0, cores], or undefined when absent. */
+export function threadsFlag(values: Record<string, unknown>): number | undefined {
+  if (values['threads'] === undefined) return undefined;
+  const limit = parallelismLimit();
+  return withHint(() => numberFlag(values, 'threads', 0, 0, limit, true), `This machine has ${availableParallelism()} cores; more threads than cores only slow a run down.`);
+}
+
+/** --workers (worker lanes) in [1, cores], or undefined when absent. */
+export function workersFlag(values: Record<string, unknown>): number | undefined {
+  if (values['workers'] === undefined) return undefined;
+  const limit = parallelismLimit();
+  return withHint(() => numberFlag(values, 'workers', 1, 1, limit, true), `This machine has ${availableParallelism()} cores; more workers than cores only slow a run down.`);
+}
+
+/** --threads × --workers at most twice the cores (each worker lane runs --threads threads). */
+export function checkParallelism(threads: number | undefined, workers: number | undefined): void {
+  if (threads === undefined || workers === undefined) return;
+  const limit = 2 * parallelismLimit();
+  const total = Math.max(threads, 1) * workers;
+  if (total > limit) {
+    throw new BulwarkError('BULWARK_E_ARG', `--threads ${threads} with --workers ${workers} runs ${total} threads; --threads × --workers must be at most ${limit} (twice the cores)`, {
+      hint: `Each worker runs --threads threads; on ${availableParallelism()} cores use e.g. --workers ${Math.min(workers, parallelismLimit())} --threads 1.`,
+    });
+  }
+}
+
+function withHint<T>(f: () => T, hint: string): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof BulwarkError && /must be in \[/.test(e.message)) throw new BulwarkError(e.code, e.message, { hint });
+    throw e;
+  }
 }
 
 /** Prints one JSON object as the last line of stdout (the --json contract). */

@@ -245,7 +245,8 @@ Common options:
   --json                    print one JSON object as the last stdout line
   --threads T, --workers W, --batch-size B, --output-kind auto|logits|probs   model execution
                         (--workers W: W worker threads, each with T onnxruntime threads, share every batch;
-                        with neither given, one worker per core, up to 4)
+                        with neither given, one worker per core, up to 4; T and W are each at most the
+                        number of cores, T x W at most twice that)
 
 Attack options:
 ${Object.entries(ATTACK_OPTIONS).map(([k, o]) => `  ${`--${k}${o.spec.type === 'string' ? ' V' : ''}`.padEnd(optWidth)}  ${o.help}`).join('\n')}

@@ -7,7 +7,7 @@ import { ibpVerify } from '../evasion/defense/ibp.js';
 import { checkEps } from '../evasion/evaluate/validate.js';
 import type { OnnxModel } from '../runtime/model.js';
 import type { Dataset } from '../data/index.js';
-import { numberFlag, parseDecimal, parseFlags, printJson, required } from './args.js';
+import { numberFlag, parseDecimal, parseFlags, printJson, required, threadsFlag } from './args.js';
 import { loadDataFlag } from './common.js';
 
 const HELP = `Usage: bulwark certify --model M.onnx --data SPEC --sigma S [options]
@@ -77,7 +77,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!(alpha > 0 && alpha < 1)) throw new BulwarkError('BULWARK_E_SMOOTHING', `--alpha must be in (0, 1), got ${alpha}`);
   const batchSize = numberFlag(v, 'batch-size', 1000, 1, 1e6, true);
   const seed = numberFlag(v, 'seed', 0, 0, 2 ** 32 - 1, true);
-  const threads = v.threads === undefined ? undefined : numberFlag(v, 'threads', 0, 0, 1024, true);
+  const threads = threadsFlag(v);
   const radii = (typeof v.radii === 'string' ? v.radii : '0,0.25,0.5,0.75,1,1.5,2').split(',').map((t) => {
     const r = parseDecimal(t);
     if (t.trim() === '' || !(r >= 0 && Number.isFinite(r))) throw new BulwarkError('BULWARK_E_ARG', `--radii must be comma-separated numbers >= 0, got ${JSON.stringify(v.radii)}`);
@@ -128,7 +128,7 @@ async function runIbp(v: Record<string, unknown>): Promise<number> {
   const spec = required(v, 'data', HELP);
   required(v, 'eps', HELP);
   const eps = numberFlag(v, 'eps', 0, 0, Infinity);
-  const threads = v.threads === undefined ? undefined : numberFlag(v, 'threads', 0, 0, 1024, true);
+  const threads = threadsFlag(v);
   parseDataSpec(spec);
   const json = v.json === true;
   const model: OnnxModel = await loadModel(modelPath, threads === undefined ? {} : { threads });

@@ -5,7 +5,7 @@ import { fitLayout } from '../data/layout.js';
 import { loadData, type Dataset } from '../data/spec.js';
 import { loadModel, type OnnxModel } from '../runtime/model.js';
 import { defaultLanes } from '../runtime/workers.js';
-import { numberFlag } from './args.js';
+import { checkParallelism, numberFlag, threadsFlag, workersFlag } from './args.js';
 
 /** Shared flags of commands that load a model. */
 export const MODEL_FLAGS = {
@@ -17,12 +17,13 @@ export const MODEL_FLAGS = {
 } as const;
 
 /**
- * --threads/--workers as given; when neither is, one worker lane per core up to 4 (see defaultLanes). Returns
+ * --threads/--workers as given (each at most the machine's cores, their product at most twice that: see threadsFlag); when neither is, one worker lane per core up to 4 (see defaultLanes). Returns
  * threads undefined for onnxruntime's own choice.
  */
 export function executionFlags(values: Record<string, unknown>): { threads: number | undefined; workers: number } {
-  const threads = values['threads'] === undefined ? undefined : numberFlag(values, 'threads', 0, 0, 1024, true);
-  const workers = values['workers'] === undefined ? undefined : numberFlag(values, 'workers', 1, 1, 256, true);
+  const threads = threadsFlag(values);
+  const workers = workersFlag(values);
+  checkParallelism(threads, workers);
   if (threads === undefined && workers === undefined) return defaultLanes();
   return { threads, workers: workers ?? 1 };
 }

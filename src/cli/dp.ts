@@ -1,7 +1,7 @@
 import { writeTrainingOutputs } from './train-record.js';
 import { BulwarkError } from '../core/errors.js';
 import { ACCOUNTANTS, calibrateNoise, computeEpsilon, type AccountantName, type EpsilonOptions } from '../privacy/accounting/index.js';
-import { parseDecimal, parseSubcommand, printJson, required } from './args.js';
+import { parseDecimal, parseSubcommand, printJson, required, threadsFlag } from './args.js';
 
 const HELP = `Usage: bulwark dp <epsilon|calibrate> [options]
 
@@ -113,7 +113,7 @@ export async function runDpTrain(v: Record<string, unknown>, ctx: { arch: string
   if (schedule !== 'constant' && schedule !== 'cosine') throw new BulwarkError('BULWARK_E_ARG', `with --dp, --schedule must be constant or cosine, got ${JSON.stringify(schedule)}`);
   const optimizer = (typeof v.optimizer === 'string' ? v.optimizer : 'sgd') as 'sgd' | 'adam' | 'adamw';
   const seed = numberFlag(v, 'seed', 0, 0, 2 ** 32 - 1, true);
-  const threads = v.threads === undefined ? undefined : numberFlag(v, 'threads', 0, 0, 1024, true);
+  const threads = threadsFlag(v);
   const opts = {
     epochs: numberFlag(v, 'epochs', 3, 1, Infinity, true),
     batchSize: numberFlag(v, 'batch-size', 256, 1, Infinity, true),

@@ -27,7 +27,8 @@ Options:
       --output-kind K     auto | logits | probs (default auto)
       --threads T         onnxruntime intra-op threads (per worker)
       --workers W         worker threads that share every batch (default, when --threads is not given
-                          either: one per core, up to 4)
+                          either: one per core, up to 4; --threads and --workers are each at most the
+                          number of cores, their product at most twice that)
       --batch-size B      examples per onnxruntime run (default: 256 for predictions, a cache-sized run for gradients)
 
 Suites: quick (100 examples, 25 steps, 3 targets, Square 1000 queries), standard (1000 examples, 100 steps,

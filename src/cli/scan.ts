@@ -7,7 +7,7 @@ import { parseGates } from '../report/gates.js';
 import { formatValue } from '../report/html.js';
 import { stageProgress } from '../report/progress.js';
 import type { Report } from '../report/types.js';
-import { numberFlag, parseDecimal, parseFlags, printJson } from './args.js';
+import { numberFlag, parseDecimal, parseFlags, printJson, threadsFlag } from './args.js';
 import { executionFlags } from './common.js';
 
 /** Comma-separated names wrapped at 116 columns, continuation lines indented by 29 spaces. */
@@ -72,7 +72,8 @@ ${wrapList(gateMetrics(), '                             metrics:')}
       --output-kind K        auto | logits | probs (default auto)
       --threads T            onnxruntime intra-op threads (per worker)
       --workers W            worker threads that share every batch (default, when --threads is not given
-                             either: one per core, up to 4)
+                             either: one per core, up to 4; --threads and --workers are each at most the
+                             number of cores, their product at most twice that)
       --batch-size B         examples per onnxruntime run (default: 256 for predictions, a cache-sized run for gradients)
 
 Exit codes: 0 report written and every gate passed, 1 a gate failed, 2 usage or input error.
@@ -137,7 +138,7 @@ export async function run(argv: string[]): Promise<number> {
   const examples = v.examples === undefined ? undefined : numberFlag(v, 'examples', 1, 1, 1e9, true);
   // The model runs in worker lanes by default (executionFlags); --threads, when given, also sets the threads of the
   // report's other work (shadow models, smoothing), which otherwise keeps onnxruntime's default.
-  const threads = v.threads === undefined ? undefined : numberFlag(v, 'threads', 0, 0, 1024, true);
+  const threads = threadsFlag(v);
   const exec = executionFlags(v);
   const workers = exec.workers;
   const laneThreads = threads === undefined ? exec.threads : undefined;

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { repoRoot, assertUserError } from '../helpers.js';
-import { numberFlag, parseDecimal, parseFlags } from '../../src/cli/args.js';
+import { checkParallelism, numberFlag, parallelismLimit, parseDecimal, parseFlags } from '../../src/cli/args.js';
 import { BulwarkError } from '../../src/core/errors.js';
 
 const bin = path.join(repoRoot, 'bin', 'bulwark.js');
@@ -76,4 +76,23 @@ test('a negative number after a flag is that flag\'s value, range-checked like -
   const p = parseFlags(['--seed', '-3', '--', '--seed', '-4'], { seed: { type: 'string' } }, 'help', true);
   assert.equal(p!.values['seed'], '-3');
   assert.deepEqual(p!.positionals, ['--seed', '-4']);
+});
+
+test('--threads and --workers are bounded by the machine\'s cores, and so is their product', () => {
+  const limit = parallelismLimit();
+  assert.equal(limit, Math.max(2, os.availableParallelism()));
+  const predict = ['predict', '--model', good.m, '--input', good.x, '--out', path.join(tmp, 'p.npy')];
+  assertUserError(cli(...predict, '--threads', '1000'), 'BULWARK_E_ARG', new RegExp(`--threads must be in \\[0, ${limit}\\], got 1000`));
+  assertUserError(cli(...predict, '--threads', String(limit + 1)), 'BULWARK_E_ARG', /--threads must be in/);
+  assertUserError(cli(...predict, '--workers', String(limit + 1)), 'BULWARK_E_ARG', new RegExp(`--workers must be in \\[1, ${limit}\\]`));
+  assertUserError(cli('train', '--arch', 'flatten,dense:10', '--data', 'mnist:train[0:10]', '--out', path.join(tmp, 't.onnx'), '--workers', '1024'), 'BULWARK_E_ARG', /--workers must be in/);
+  assertUserError(cli('eval', '--model', good.m, '--data', 'mnist:test[0:4]', '--threads', '1024'), 'BULWARK_E_ARG', /--threads must be in/);
+  assert.ok(!fs.existsSync(path.join(tmp, 'p.npy')));
+  const ok = cli(...predict, '--threads', String(limit), '--workers', '1');
+  assert.equal(ok.code, 0, ok.stderr);
+  // the product: at most twice the cores
+  assert.doesNotThrow(() => checkParallelism(limit, 2));
+  assert.doesNotThrow(() => checkParallelism(0, limit));
+  assert.match(codeOf(() => checkParallelism(limit, limit + 1))!, /BULWARK_E_ARG: --threads \d+ with --workers \d+ runs \d+ threads; --threads × --workers must be at most/);
+  assert.equal(codeOf(() => checkParallelism(undefined, limit)), undefined);
 });

@@ -96,3 +96,10 @@ test('--threads and --workers are bounded by the machine\'s cores, and so is the
   assert.match(codeOf(() => checkParallelism(limit, limit + 1))!, /BULWARK_E_ARG: --threads \d+ with --workers \d+ runs \d+ threads; --threads × --workers must be at most/);
   assert.equal(codeOf(() => checkParallelism(undefined, limit)), undefined);
 });
+
+test('an unknown command is BULWARK_E_USAGE with the list of commands', () => {
+  const r = cli('bogus', '--model', 'x');
+  assertUserError(r, 'BULWARK_E_USAGE', /unknown command "bogus"/);
+  assert.match(r.stderr, /hint: Commands are info, predict, grad, .*audit; run `bulwark --help`/);
+  assertUserError(cli('--bogus'), 'BULWARK_E_USAGE', /unknown command "--bogus"/);
+});

@@ -10,7 +10,7 @@ import type { Float32Tensor } from '../core/tensor.js';
 import { writeNpy } from '../data/npy.js';
 import type { AttackDefinition, AttackResult, Criterion, Model, Norm } from '../evasion/types.js';
 import { numberFlag, parseFlags, printJson, required, type OptionSpec } from './args.js';
-import { MODEL_FLAGS, inputsFromFlags, modelFromFlags, readLabels } from './common.js';
+import { MODEL_FLAGS, checkInputFlags, inputsFromFlags, modelFromFlags, readLabels } from './common.js';
 
 /** Parsed flag values with typed accessors (shared by every row of the table). */
 export class AttackFlags {
@@ -341,6 +341,9 @@ export async function run(argv: string[]): Promise<number> {
   const f = new AttackFlags(v);
   const stray = Object.keys(ATTACK_OPTIONS).filter((k) => f.has(k) && !row.flags.includes(k));
   if (stray.length) throw new BulwarkError('BULWARK_E_USAGE', `${name} does not take --${stray[0]}`, { hint: `${name} takes ${row.flags.map((x) => `--${x}`).join(', ') || 'no attack-specific flags'} besides the common ones.` });
+  checkInputFlags(v);
+  const targeted = v['targeted'] === true || f.has('targets') || f.has('target-class');
+  if (f.has('n-targets') && !targeted) throw new BulwarkError('BULWARK_E_USAGE', `--n-targets applies to ${name} --targeted (APGD-T); add --targeted or drop --n-targets`);
   const eps = f.num('eps');
   if (eps === undefined && row.needsEps) throw new BulwarkError('BULWARK_E_USAGE', `${name} needs --eps (the radius of the threat model)`, { hint: 'e.g. --eps 0.3 --norm inf for MNIST, --eps 0.031 for CIFAR-10 L∞.' });
   if (eps !== undefined && !(eps >= 0)) throw new BulwarkError('BULWARK_E_ARG', `--eps must be >= 0, got ${eps}`);

@@ -66,6 +66,17 @@ export function readLabels(file: string, what: string): Int32Array {
 }
 
 /**
+ * Refuses --data given together with --input or --labels (the data spec brings its own inputs and labels, so the
+ * other flag would be ignored) and --labels without --input. Commands call it before loading the model.
+ */
+export function checkInputFlags(values: Record<string, unknown>): void {
+  const given = (k: string) => values[k] !== undefined;
+  if (given('data') && given('input')) throw new BulwarkError('BULWARK_E_USAGE', 'give either --input or --data, not both', { hint: '--data SPEC brings inputs and labels; --input X.npy takes its labels from --labels Y.npy.' });
+  if (given('data') && given('labels')) throw new BulwarkError('BULWARK_E_USAGE', '--labels goes with --input; --data brings its own labels, so give one of --data or --input/--labels', { hint: 'Drop --labels, or give --input X.npy --labels Y.npy instead of --data.' });
+  if (given('labels') && !given('input')) throw new BulwarkError('BULWARK_E_USAGE', '--labels needs --input X.npy (the inputs it labels)');
+}
+
+/**
  * The inputs (and labels when known) named by --input/--labels or --data. Given the model, a built-in dataset's
  * images are put in the model's input layout when it differs in a certain way (NHWC, flat rows; see fitLayout), and
  * `source` says so; --input arrays are taken as they are.
@@ -73,7 +84,7 @@ export function readLabels(file: string, what: string): Int32Array {
 export async function inputsFromFlags(values: Record<string, unknown>, opts: { labels: 'required' | 'optional'; model?: { inputShape: readonly number[] } }): Promise<{ x: Float32Tensor; y: Int32Array | undefined; source: string }> {
   const input = values['input'] as string | undefined;
   const data = values['data'] as string | undefined;
-  if (input && data) throw new BulwarkError('BULWARK_E_USAGE', 'give either --input or --data, not both');
+  checkInputFlags(values);
   if (!input && !data) throw new BulwarkError('BULWARK_E_USAGE', 'missing --input X.npy (or --data SPEC)');
   if (data) {
     const ds = await loadDataFlag(data);

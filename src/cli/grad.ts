@@ -2,9 +2,9 @@ import { BulwarkError } from '../core/errors.js';
 import { writeNpy } from '../data/npy.js';
 import type { LossKind } from '../autodiff/heads.js';
 import { numberFlag, parseFlags, printJson, required } from './args.js';
-import { MODEL_FLAGS, inputsFromFlags, modelFromFlags } from './common.js';
+import { MODEL_FLAGS, checkInputFlags, inputsFromFlags, modelFromFlags } from './common.js';
 
-const HELP = `bulwark grad --model M.onnx --input X.npy --labels Y.npy --out G.npy [--loss ce|margin|dlr] [--kappa K] [--targeted]
+const HELP = `bulwark grad --model M.onnx (--input X.npy --labels Y.npy | --data SPEC) --out G.npy [--loss ce|margin|dlr] [--kappa K] [--targeted]
               [--output-kind auto|logits|probs] [--threads T] [--workers W] [--batch-size B] [--json]
 
 Writes the gradient (float32, shaped like X) of the sum over the batch of per-example losses with respect to the
@@ -25,9 +25,11 @@ export async function run(argv: string[]): Promise<number> {
   if (!['ce', 'margin', 'dlr'].includes(loss)) throw new BulwarkError('BULWARK_E_ARG', `--loss must be ce, margin or dlr, got ${JSON.stringify(loss)}`);
   const kappa = numberFlag(v, 'kappa', Infinity, 0);
   const out = required(v, 'out', HELP);
+  checkInputFlags(v);
+  if (v['kappa'] !== undefined && loss !== 'margin') throw new BulwarkError('BULWARK_E_USAGE', `--kappa applies to --loss margin, not ${loss}`);
+  if (loss === 'dlr' && v['targeted']) throw new BulwarkError('BULWARK_E_ARG', 'targeted DLR needs true labels and targets; use it through the attack API');
   const model = await modelFromFlags(v, required(v, 'model', HELP));
   const { x, y } = await inputsFromFlags(v, { labels: 'required', model });
-  if (loss === 'dlr' && v['targeted']) throw new BulwarkError('BULWARK_E_ARG', 'targeted DLR needs true labels and targets; use it through the attack API');
   const res = await model.lossAndGradient(x, y!, { kind: loss, targeted: !!v['targeted'], kappa });
   writeNpy(out, res.grad);
   await model.dispose();

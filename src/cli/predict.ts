@@ -1,6 +1,6 @@
 import { writeNpy } from '../data/npy.js';
 import { parseFlags, printJson, required } from './args.js';
-import { MODEL_FLAGS, inputsFromFlags, modelFromFlags } from './common.js';
+import { MODEL_FLAGS, checkInputFlags, inputsFromFlags, modelFromFlags } from './common.js';
 
 const HELP = `bulwark predict --model M.onnx (--input X.npy | --data SPEC) --out P.npy [--output-kind auto|logits|probs] [--threads T] [--workers W] [--batch-size B] [--json]
 
@@ -10,8 +10,10 @@ export async function run(argv: string[]): Promise<number> {
   const p = parseFlags(argv, { ...MODEL_FLAGS, input: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' } }, HELP);
   if (!p) return 0;
   const v = p.values;
-  const model = await modelFromFlags(v, required(v, 'model', HELP));
+  const modelPath = required(v, 'model', HELP);
   const out = required(v, 'out', HELP);
+  checkInputFlags(v);
+  const model = await modelFromFlags(v, modelPath);
   const { x } = await inputsFromFlags(v, { labels: 'optional', model });
   const y = await model.predict(x);
   writeNpy(out, y);

@@ -103,3 +103,24 @@ test('an unknown command is BULWARK_E_USAGE with the list of commands', () => {
   assert.match(r.stderr, /hint: Commands are info, predict, grad, .*audit; run `bulwark --help`/);
   assertUserError(cli('--bogus'), 'BULWARK_E_USAGE', /unknown command "--bogus"/);
 });
+
+test('--data with --input or --labels, and --n-targets without --targeted, are refused instead of ignored', () => {
+  const out = path.join(tmp, 'g.npy');
+  const data = 'mnist:test[0:4]';
+  assertUserError(cli('grad', '--model', good.m, '--data', data, '--labels', good.y, '--out', out), 'BULWARK_E_USAGE', /--labels goes with --input; --data brings its own labels/);
+  assertUserError(cli('grad', '--model', good.m, '--data', data, '--input', good.x, '--labels', good.y, '--out', out), 'BULWARK_E_USAGE', /either --input or --data/);
+  assertUserError(cli('grad', '--model', good.m, '--input', good.x, '--labels', good.y, '--kappa', '1', '--out', out), 'BULWARK_E_USAGE', /--kappa applies to --loss margin/);
+  assertUserError(cli('predict', '--model', good.m, '--data', data, '--input', good.x, '--out', out), 'BULWARK_E_USAGE', /either --input or --data/);
+  assertUserError(cli('attack', 'fgsm', '--model', good.m, '--data', data, '--labels', good.y, '--eps', '0.1'), 'BULWARK_E_USAGE', /--labels goes with --input/);
+  assertUserError(cli('attack', 'pgd', '--model', good.m, '--labels', good.y, '--eps', '0.1'), 'BULWARK_E_USAGE', /--labels needs --input/);
+  // evaluate takes --data only: the others are unknown flags
+  assertUserError(cli('evaluate', '--model', good.m, '--data', data, '--labels', good.y, '--eps', '0.1'), 'BULWARK_E_USAGE', /labels/);
+  assertUserError(cli('attack', 'apgd-ce', '--model', good.m, '--data', data, '--eps', '0.1', '--n-targets', '3'), 'BULWARK_E_USAGE', /--n-targets applies to apgd-ce --targeted/);
+  assert.ok(!fs.existsSync(out));
+  // the lawful spellings still run
+  const r = cli('grad', '--model', good.m, '--data', `${good.x},${good.y}`, '--out', out, '--json');
+  assert.equal(r.code, 0, r.stderr);
+  const t = cli('attack', 'apgd-ce', '--model', good.m, '--input', good.x, '--labels', good.y, '--eps', '0.1', '--steps', '2', '--targeted', '--n-targets', '2', '--workers', '1', '--json');
+  assert.equal(t.code, 0, t.stderr);
+  assert.equal(JSON.parse(t.stdout.trim().split('\n').pop()!).targeted, true);
+});

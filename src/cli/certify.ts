@@ -1,14 +1,13 @@
 import { BulwarkError } from '../core/errors.js';
 import { argmaxRows } from '../core/tensor.js';
 import { parseDataSpec } from '../data/index.js';
-import { loadModel } from '../runtime/model.js';
 import { certifiedAccuracy, samplingWarnings, smoothCertify, ABSTAIN } from '../evasion/defense/smoothing.js';
 import { ibpVerify } from '../evasion/defense/ibp.js';
 import { checkEps } from '../evasion/evaluate/validate.js';
 import type { OnnxModel } from '../runtime/model.js';
 import type { Dataset } from '../data/index.js';
 import { numberFlag, parseDecimal, parseFlags, printJson, required, threadsFlag } from './args.js';
-import { loadDataFlag } from './common.js';
+import { loadDataFlag, loadModelFlag } from './common.js';
 
 const HELP = `Usage: bulwark certify --model M.onnx --data SPEC --sigma S [options]
        bulwark certify --method ibp --model M.onnx --data SPEC --eps E [--json]
@@ -87,7 +86,7 @@ export async function run(argv: string[]): Promise<number> {
   const json = v.json === true;
   const warn = samplingWarnings(n, alpha).warnings.filter((w) => !w.startsWith('PREDICT'));
   if (!json) for (const w of warn) process.stderr.write(`warning: ${w}\n`);
-  const model = await loadModel(modelPath, { batchSize, ...(threads === undefined ? {} : { threads }) });
+  const model = await loadModelFlag(modelPath, { batchSize, ...(threads === undefined ? {} : { threads }) });
   const data = await loadDataFlag(spec);
   if (!data.y) throw new BulwarkError('BULWARK_E_LABELS', `--data ${spec} has no labels; certify needs them`);
   try {
@@ -131,7 +130,7 @@ async function runIbp(v: Record<string, unknown>): Promise<number> {
   const threads = threadsFlag(v);
   parseDataSpec(spec);
   const json = v.json === true;
-  const model: OnnxModel = await loadModel(modelPath, threads === undefined ? {} : { threads });
+  const model: OnnxModel = await loadModelFlag(modelPath, threads === undefined ? {} : { threads });
   try {
     // an L∞ radius wider than the input range makes every input reachable (e.g. --eps 1e308)
     if (eps > 0) checkEps(eps, 'inf', model.bounds, 1, '--eps');

@@ -28,12 +28,38 @@ export function executionFlags(values: Record<string, unknown>): { threads: numb
   return { threads, workers: workers ?? 1 };
 }
 
+/**
+ * Refuses a URL where a command needs a local ONNX file: http(s) endpoints (BULWARK_E_USAGE: they serve only the
+ * black-box attacks and extract) and any other scheme (ftp:, file:, ...: BULWARK_E_REMOTE_URL), instead of
+ * reporting "model file not found" for them.
+ */
+export function checkLocalModel(where: string, flag = '--model'): void {
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(where)?.[1];
+  // one letter before the colon is a Windows drive (C:\models\m.onnx), not a scheme
+  if (scheme === undefined || scheme.length < 2) return;
+  if (/^https?$/i.test(scheme)) {
+    throw new BulwarkError('BULWARK_E_USAGE', `${flag} ${where}: this command runs a local ONNX file, not a remote endpoint`, {
+      hint: 'KServe v2 endpoints work with the black-box attacks (bulwark attack square|hsj|nes --model URL) and bulwark extract; download the ONNX file to assess it here.',
+    });
+  }
+  throw new BulwarkError('BULWARK_E_REMOTE_URL', `${flag} ${where}: ${scheme}: URLs are not supported; give a local ONNX file path`, {
+    hint: 'Give a path to an .onnx file; the black-box attacks and extract also take http(s)://host[:port]/v2/models/<name>.',
+  });
+}
+
+/** Loads a local ONNX model named by `flag`, refusing URLs and naming the flag in file errors. */
+export function loadModelFlag(modelPath: string, options: Parameters<typeof loadModel>[1], flag = '--model'): Promise<OnnxModel> {
+  checkLocalModel(modelPath, flag);
+  return namingFlag(flag, () => loadModel(modelPath, options));
+}
+
 /** Loads --model with --output-kind/--threads/--workers/--batch-size applied. */
 export async function modelFromFlags(values: Record<string, unknown>, modelPath: string): Promise<OnnxModel> {
+  checkLocalModel(modelPath);
   const kind = (values['output-kind'] as string | undefined) ?? 'auto';
   if (!['auto', 'logits', 'probs'].includes(kind)) throw new BulwarkError('BULWARK_E_ARG', `--output-kind must be auto, logits or probs, got ${JSON.stringify(kind)}`);
   const { threads, workers } = executionFlags(values);
-  return loadModel(modelPath, {
+  return loadModelFlag(modelPath, {
     outputKind: kind as 'auto' | 'logits' | 'probs',
     ...(threads === undefined ? {} : { threads }),
     workers,

@@ -16,7 +16,7 @@ queries), each on the examples still robust. An example counts as robust only if
 draws a robustness curve and runs gradient-masking checks that flag an unreliable result.
 
 Options:
-  -m, --model M.onnx      the model
+  -m, --model M.onnx      the model, a local ONNX file (remote KServe v2 endpoints: bulwark attack square|hsj|nes)
       --data SPEC         labelled data, e.g. mnist:test, mnist:test[0:500], data.npz
       --eps E             threat-model radius in input units (e.g. 0.3 for MNIST L∞)
       --norm N            inf (default) or 2

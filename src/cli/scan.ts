@@ -8,7 +8,7 @@ import { formatValue } from '../report/html.js';
 import { stageProgress } from '../report/progress.js';
 import type { Report } from '../report/types.js';
 import { numberFlag, parseDecimal, parseFlags, printJson, threadsFlag } from './args.js';
-import { executionFlags } from './common.js';
+import { checkLocalModel, executionFlags } from './common.js';
 
 /** Comma-separated names wrapped at 116 columns, continuation lines indented by 29 spaces. */
 function wrapList(items: string[], first: string): string {
@@ -42,7 +42,7 @@ ML Top 10. See docs/REPORT.md. Sections:
                  images); extraction and inversion run by default at budget standard and thorough only
 
 Options:
-  -m, --model M.onnx         the model
+  -m, --model M.onnx         the model, a local ONNX file (remote KServe v2 endpoints: bulwark attack square|hsj|nes)
       --data SPEC            labelled data, e.g. mnist:test, mnist:test[0:1000], data.npz
   -o, --out DIR              the report folder (created if missing)
       --budget B             quick | standard (default) | thorough
@@ -113,6 +113,7 @@ export async function run(argv: string[]): Promise<number> {
   if (demo && typeof v.model === 'string') throw new BulwarkError('BULWARK_E_USAGE', '--demo brings its own model; drop --model (or drop --demo)');
   const missing = ['model', 'data', 'out'].filter((k) => typeof v[k] !== 'string' || (v[k] as string).length === 0);
   if (!demo && missing.length > 0) throw new BulwarkError('BULWARK_E_USAGE', `missing required flag${missing.length > 1 ? 's' : ''} ${missing.map((k) => `--${k}`).join(', ')}`, { hint: `usage:\n${HELP}` });
+  if (!demo) checkLocalModel(v.model as string);
   const only = v.sections as string[] | undefined;
   const providers = only ? parseSections(only).providers : undefined;
   const gates = parseGates((v['fail-under'] as string[] | undefined) ?? [], gateMetrics(providers));

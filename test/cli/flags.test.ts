@@ -124,3 +124,19 @@ test('--data with --input or --labels, and --n-targets without --targeted, are r
   assert.equal(t.code, 0, t.stderr);
   assert.equal(JSON.parse(t.stdout.trim().split('\n').pop()!).targeted, true);
 });
+
+test('a URL where a local ONNX file is needed is refused as a URL, not as a missing file', () => {
+  const remote = 'http://127.0.0.1:9/v2/models/x';
+  assertUserError(cli('evaluate', '--model', remote, '--data', 'mnist:test[0:4]', '--eps', '0.1'), 'BULWARK_E_USAGE', /--model http:\/\/127\.0\.0\.1:9\/v2\/models\/x: this command runs a local ONNX file/);
+  const scan = cli('scan', '--model', 'https://h/v2/models/x', '--data', 'mnist:test[0:4]', '--out', path.join(tmp, 'scan'));
+  assertUserError(scan, 'BULWARK_E_USAGE', /local ONNX file/);
+  assert.match(scan.stderr, /hint: .*black-box attacks/);
+  for (const url of ['ftp://h/m.onnx', 'file:///etc/passwd']) {
+    assertUserError(cli('attack', 'square', '--model', url, '--data', 'mnist:test[0:4]', '--eps', '0.1'), 'BULWARK_E_REMOTE_URL', /--model .*: (ftp|file): URLs are not supported/);
+    assertUserError(cli('evaluate', '--model', url, '--data', 'mnist:test[0:4]', '--eps', '0.1'), 'BULWARK_E_REMOTE_URL');
+  }
+  assertUserError(cli('eval', '--model', 'ftp://h/m.onnx', '--data', 'mnist:test[0:4]'), 'BULWARK_E_REMOTE_URL');
+  assertUserError(cli('certify', '--model', 'http://h/v2/models/m', '--data', 'mnist:test[0:4]', '--sigma', '0.25'), 'BULWARK_E_USAGE', /local ONNX file/);
+  assertUserError(cli('detect', 'fit', '--model', 'http://h/v2/models/m', '--data', 'mnist:test[0:4]', '--out', path.join(tmp, 'd.json')), 'BULWARK_E_USAGE', /local ONNX file/);
+  assert.ok(!fs.existsSync(path.join(tmp, 'scan')));
+});

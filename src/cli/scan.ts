@@ -55,8 +55,9 @@ ${wrapList([...SECTION_PROVIDERS.map((p) => p.id), ...Object.entries(SECTION_PAR
       --fail-over M=V        CI gate, repeatable: exit 1 when metric M is above V (e.g. mia-tpr-at-1fpr=0.05,
                              dp-epsilon=8)
 ${wrapList(gateMetrics(), '                             metrics:')}
-                             (V a fraction or a percentage for rates and accuracies; a metric that was not measured
-                             fails its gate)
+                             (V a fraction or a percentage for rates and accuracies; a metric that was not measured,
+                             e.g. of a section --sections leaves out, fails its gate: exit 1; an unknown metric
+                             name is an input error: exit 2)
       --sigma S              hardening: certify with randomized smoothing at noise level S (default: the training
                              record's noise sigma, if the model was noise-trained)
       --train-data SPEC      privacy: the model's training examples (members) for membership inference
@@ -115,10 +116,11 @@ export async function run(argv: string[]): Promise<number> {
   if (!demo && missing.length > 0) throw new BulwarkError('BULWARK_E_USAGE', `missing required flag${missing.length > 1 ? 's' : ''} ${missing.map((k) => `--${k}`).join(', ')}`, { hint: `usage:\n${HELP}` });
   if (!demo) checkLocalModel(v.model as string);
   const only = v.sections as string[] | undefined;
-  const providers = only ? parseSections(only).providers : undefined;
-  const gates = parseGates((v['fail-under'] as string[] | undefined) ?? [], gateMetrics(providers));
+  if (only) parseSections(only); // refuse an unknown section before anything runs
+  // every metric a section can report is a valid gate; one whose section --sections leaves out fails (exit 1)
+  const gates = parseGates((v['fail-under'] as string[] | undefined) ?? [], gateMetrics());
   const failOver = (v['fail-over'] as string[] | undefined) ?? [];
-  parseGates(failOver, gateMetrics(providers), 'fail-over');
+  parseGates(failOver, gateMetrics(), 'fail-over');
   let sigma: number | undefined;
   if (typeof v.sigma === 'string') {
     sigma = parseDecimal(v.sigma);

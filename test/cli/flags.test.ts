@@ -140,3 +140,19 @@ test('a URL where a local ONNX file is needed is refused as a URL, not as a miss
   assertUserError(cli('detect', 'fit', '--model', 'http://h/v2/models/m', '--data', 'mnist:test[0:4]', '--out', path.join(tmp, 'd.json')), 'BULWARK_E_USAGE', /local ONNX file/);
   assert.ok(!fs.existsSync(path.join(tmp, 'scan')));
 });
+
+test('a gate on a known metric of a section --sections leaves out fails (exit 1, not measured); an unknown metric stays exit 2', () => {
+  const out = path.join(tmp, 'gate');
+  const base = ['scan', '--model', good.m, '--data', 'mnist:test[0:8]', '--out', out, '--sections', 'supply-chain'];
+  const r = cli(...base, '--fail-under', 'certified-accuracy=0.5');
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr + r.stdout, /certified-accuracy was not measured/);
+  const j = cli(...base, '--fail-under', 'certified-accuracy=0.5', '--fail-over', 'mia-tpr-at-1fpr=0.05', '--json');
+  assert.equal(j.code, 1, j.stderr);
+  const gates = JSON.parse(j.stdout.trim().split('\n').pop()!).gates as { metric: string; actual: number | null; passed: boolean }[];
+  assert.deepEqual(gates.map((g) => [g.metric, g.actual, g.passed]), [['certified-accuracy', null, false], ['mia-tpr-at-1fpr', null, false]]);
+  assertUserError(cli(...base, '--fail-under', 'certified-acc=0.5'), 'BULWARK_E_GATE', /unknown metric "certified-acc"/);
+  assertUserError(cli(...base, '--fail-under', 'certified-accuracy=0x1'), 'BULWARK_E_GATE', /"0x1" is not a number/);
+  const help = cli('scan', '--help').stdout;
+  assert.match(help, /--sections leaves out, fails its gate: exit 1/);
+});

@@ -156,3 +156,11 @@ test('a gate on a known metric of a section --sections leaves out fails (exit 1,
   const help = cli('scan', '--help').stdout;
   assert.match(help, /--sections leaves out, fails its gate: exit 1/);
 });
+
+test('train --arch must end in dense:<K>: flatten,relu is BULWARK_E_ARCH and writes nothing', () => {
+  const out = path.join(tmp, 'arch.onnx');
+  assertUserError(cli('train', '--arch', 'flatten,relu', '--data', 'mnist:train[0:10]', '--out', out, '--epochs', '1'), 'BULWARK_E_ARCH', /the last layer must be dense:<K>/);
+  assertUserError(cli('train', '--arch', 'flatten,dense:1', '--data', 'mnist:train[0:10]', '--out', out, '--epochs', '1'), 'BULWARK_E_ARCH', /K >= 2/);
+  assert.ok(!fs.existsSync(out));
+  assert.match(cli('train', '--help').stdout, /The last layer must be dense:<K>/);
+});

@@ -149,6 +149,11 @@ export async function run(argv: string[]): Promise<number> {
   parseDataSpec(dataSpec);
   if (typeof v.val === 'string') parseDataSpec(v.val);
   const optimizer = (typeof v.optimizer === 'string' ? v.optimizer : 'adam') as OptimizerName;
+  if (!['sgd', 'adam', 'adamw'].includes(optimizer)) throw new BulwarkError('BULWARK_E_ARG', `--optimizer must be sgd, adam or adamw, got ${JSON.stringify(optimizer)}`);
+  const lr = numberFlag(v, 'lr', 3e-3);
+  if (!(lr > 0)) throw new BulwarkError('BULWARK_E_ARG', `--lr must be > 0, got ${v.lr}`);
+  const labelSmoothing = numberFlag(v, 'label-smoothing', 0, 0, 1);
+  if (!(labelSmoothing < 1)) throw new BulwarkError('BULWARK_E_ARG', `--label-smoothing must be in [0, 1), got ${v['label-smoothing']}`);
   const seed = numberFlag(v, 'seed', 0, 0, 2 ** 32 - 1, true);
   const weightDecay = v['weight-decay'] === undefined ? undefined : numberFlag(v, 'weight-decay', 0, 0);
   const threads = threadsFlag(v);
@@ -157,13 +162,13 @@ export async function run(argv: string[]): Promise<number> {
   const warmup = numberFlag(v, 'warmup', 0, 0, Infinity, true);
   const scheduleText = typeof v.schedule === 'string' ? v.schedule : 'onecycle';
   const base = {
-    epochs: numberFlag(v, 'epochs', 3, -Infinity, Infinity),
-    batchSize: numberFlag(v, 'batch-size', 64, -Infinity, Infinity),
-    lr: numberFlag(v, 'lr', 3e-3),
+    epochs: numberFlag(v, 'epochs', 3, 1, 1e6, true),
+    batchSize: numberFlag(v, 'batch-size', 64, 1, 1 << 20, true),
+    lr,
     optimizer,
     momentum: numberFlag(v, 'momentum', 0.9, 0, 1),
     nesterov: v.nesterov === true,
-    labelSmoothing: numberFlag(v, 'label-smoothing', 0),
+    labelSmoothing,
     seed,
     progress: !json,
     ...(weightDecay === undefined ? {} : { weightDecay }),

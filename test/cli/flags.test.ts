@@ -68,8 +68,8 @@ test('a negative number after a flag is that flag\'s value, range-checked like -
   assert.doesNotMatch(spaced.stderr, /ambiguous|Usage:/);
   assert.equal(spaced.stderr, joined.stderr);
   const attack = ['attack', 'fgsm', '--model', good.m, '--input', good.x, '--labels', good.y];
-  assertUserError(cli(...attack, '--eps', '-0.1'), 'BULWARK_E_ARG', /--eps must be >= 0, got -0\.1/);
-  assertUserError(cli(...attack, '--eps', '-.5'), 'BULWARK_E_ARG', /--eps must be >= 0/);
+  assertUserError(cli(...attack, '--eps', '-0.1'), 'BULWARK_E_ARG', /--eps must be a finite radius > 0, got -0\.1/);
+  assertUserError(cli(...attack, '--eps', '-.5'), 'BULWARK_E_ARG', /--eps must be a finite radius > 0, got -0.5/);
   // a flag after a flag that wants a value is still a usage error, and a negative value of a boolean flag is not swallowed
   assertUserError(cli(...attack, '--eps', '--json'), 'BULWARK_E_USAGE');
   assertUserError(cli(...attack, '--json', '-1'), 'BULWARK_E_USAGE');
@@ -163,4 +163,38 @@ test('train --arch must end in dense:<K>: flatten,relu is BULWARK_E_ARCH and wri
   assertUserError(cli('train', '--arch', 'flatten,dense:1', '--data', 'mnist:train[0:10]', '--out', out, '--epochs', '1'), 'BULWARK_E_ARCH', /K >= 2/);
   assert.ok(!fs.existsSync(out));
   assert.match(cli('train', '--help').stdout, /The last layer must be dense:<K>/);
+});
+
+test('attack option errors name the CLI flag with one range, never the library option name', () => {
+  const base = ['--model', good.m, '--data', 'mnist:test[0:4]', '--workers', '1'];
+  const cases: [string[], string, RegExp][] = [
+    [['pgd', '--eps', '0.1', '--step-size', '0'], 'BULWARK_E_ARG', /--step-size must be > 0, got 0/],
+    [['pgd', '--eps', '0.1', '--step-size', '-1'], 'BULWARK_E_ARG', /--step-size must be > 0, got -1/],
+    [['square', '--eps', '0.1', '--p-init', '0'], 'BULWARK_E_ARG', /--p-init must be > 0 and <= 1, got 0/],
+    [['cw', '--c', '0'], 'BULWARK_E_ARG', /--c must be > 0, got 0/],
+    [['nes', '--eps', '0.1', '--sigma', '0'], 'BULWARK_E_ARG', /--sigma must be > 0, got 0/],
+    [['patch', '--norm', '2'], 'BULWARK_E_USAGE', /patch takes no --norm/],
+    [['fgsm', '--eps', '0.1', '--norm', '1'], 'BULWARK_E_ARG', /--norm 1: fgsm supports --norm inf or 2/],
+    // checks only the attack's schema makes come back with the flag's name
+    [['deepfool', '--overshoot', '11'], 'BULWARK_E_ARG', /deepfool: --overshoot must be <= 10, got 11/],
+    [['nes', '--eps', '0.1', '--samples', '3', '--steps', '1'], 'BULWARK_E_ARG', /nes: --samples must be even/],
+    // eps 0 is refused by attack as by evaluate, with the same words
+    [['fgsm', '--eps', '0'], 'BULWARK_E_ARG', /--eps must be a finite radius > 0, got 0/],
+  ];
+  for (const [args, code, re] of cases) {
+    const r = cli('attack', ...args.slice(0, 1), ...base, ...args.slice(1));
+    assertUserError(r, code, re);
+    assert.doesNotMatch(r.stderr, /option [a-z]+[A-Z]|option (norm|sigma|samples|overshoot)\b/, r.stderr);
+  }
+  assertUserError(cli('evaluate', '--model', good.m, '--data', 'mnist:test[0:4]', '--eps', '0'), 'BULWARK_E_ARG', /--eps must be a finite radius > 0, got 0/);
+  assert.match(cli('attack', '--help').stdout, /eps 0 is refused as by evaluate and scan/);
+});
+
+test('train flags are range-checked by the CLI, naming the flag', () => {
+  const train = ['train', '--arch', 'flatten,dense:10', '--data', 'mnist:train[0:10]', '--out', path.join(tmp, 'tr.onnx')];
+  assertUserError(cli(...train, '--epochs', '0'), 'BULWARK_E_ARG', /--epochs must be in \[1, 1000000\], got 0/);
+  assertUserError(cli(...train, '--batch-size', '2.5'), 'BULWARK_E_ARG', /--batch-size must be an integer/);
+  assertUserError(cli(...train, '--lr', '0'), 'BULWARK_E_ARG', /--lr must be > 0/);
+  assertUserError(cli(...train, '--label-smoothing', '1'), 'BULWARK_E_ARG', /--label-smoothing must be in \[0, 1\)/);
+  assertUserError(cli(...train, '--optimizer', 'lion'), 'BULWARK_E_ARG', /--optimizer must be sgd, adam or adamw/);
 });

@@ -7,10 +7,9 @@
 import { BulwarkError } from '../core/errors.js';
 import { Rng } from '../core/rng.js';
 import type { Float32Tensor } from '../core/tensor.js';
-import { writeNpy } from '../data/npy.js';
 import type { AttackDefinition, AttackResult, Criterion, Model, Norm } from '../evasion/types.js';
 import { numberFlag, parseFlags, printJson, required, type OptionSpec } from './args.js';
-import { MODEL_FLAGS, checkInputFlags, inputsFromFlags, modelFromFlags, readLabels } from './common.js';
+import { MODEL_FLAGS, checkInputFlags, inputsFromFlags, modelFromFlags, writeNpyFlag, readLabels } from './common.js';
 
 /** Parsed flag values with typed accessors (shared by every row of the table). */
 export class AttackFlags {
@@ -371,7 +370,7 @@ export async function run(argv: string[]): Promise<number> {
     const { runAttack } = await import('../evasion/runner.js');
     const result = await namingFlags(() => runAttack(def, model, x, y!, options));
     const out = f.str('out');
-    if (out) writeNpy(out, result.adversarial as Float32Tensor);
+    if (out) writeNpyFlag(out, result.adversarial as Float32Tensor);
     if (v['json']) printJson(attackJson(result, { data: source, ...(out ? { out } : {}), ...(result.extras['queryStats'] ? { queryStats: result.extras['queryStats'] } : {}) }));
     else process.stdout.write(humanSummary(result, out) + '\n');
     return 0;

@@ -1,6 +1,7 @@
 import { BulwarkError, namingFlag, namingFlagSync } from '../core/errors.js';
 import type { Float32Tensor, Tensor } from '../core/tensor.js';
-import { readNpy } from '../data/npy.js';
+import { writeFileAtomic } from '../core/fsio.js';
+import { encodeNpy, readNpy } from '../data/npy.js';
 import { fitLayout } from '../data/layout.js';
 import { loadData, type Dataset } from '../data/spec.js';
 import { loadModel, type OnnxModel } from '../runtime/model.js';
@@ -68,6 +69,11 @@ export async function modelFromFlags(values: Record<string, unknown>, modelPath:
   });
 }
 
+/** Writes an array as .npy to the file of `flag` (default --out); a failure names the flag. */
+export function writeNpyFlag(file: string, t: Tensor, flag = '--out'): void {
+  writeFileAtomic(file, encodeNpy(t), flag);
+}
+
 /** Loads a data spec given under `flag` (default --data); errors from the spec or its files name the flag. */
 export function loadDataFlag(spec: string, flag = '--data'): Promise<Dataset> {
   return namingFlag(flag, () => loadData(spec));
@@ -91,6 +97,24 @@ export function readLabels(file: string, what: string): Int32Array {
   return Int32Array.from(t.data as ArrayLike<number | bigint>, (v) => Number(v));
 }
 
+/** What inputsFromFlags needs of a model: its input shape, and (local models) its input and label checks. */
+export interface InputChecker {
+  inputShape: readonly number[];
+  checkInput?(x: Float32Tensor): void;
+  checkLabels?(labels: ArrayLike<number>, n: number, what: string): void;
+}
+
+/**
+ * Runs the model's own input checks (shape, non-finite values, label count and range) on the arrays of the flags, so
+ * their errors name the flag ("--input: input has shape ...", "--labels: labels has 3 entries for 4 inputs") instead
+ * of surfacing later from inside the model call.
+ */
+function checkAgainstModel(model: InputChecker | undefined, x: Float32Tensor, y: Int32Array | undefined, xFlag: string, yFlag: string): void {
+  if (!model) return;
+  if (model.checkInput) namingFlagSync(xFlag, () => model.checkInput!(x));
+  if (y && model.checkLabels) namingFlagSync(yFlag, () => model.checkLabels!(y, x.shape[0]!, 'labels'));
+}
+
 /**
  * Refuses --data given together with --input or --labels (the data spec brings its own inputs and labels, so the
  * other flag would be ignored) and --labels without --input. Commands call it before loading the model.
@@ -107,7 +131,7 @@ export function checkInputFlags(values: Record<string, unknown>): void {
  * images are put in the model's input layout when it differs in a certain way (NHWC, flat rows; see fitLayout), and
  * `source` says so; --input arrays are taken as they are.
  */
-export async function inputsFromFlags(values: Record<string, unknown>, opts: { labels: 'required' | 'optional'; model?: { inputShape: readonly number[] } }): Promise<{ x: Float32Tensor; y: Int32Array | undefined; source: string }> {
+export async function inputsFromFlags(values: Record<string, unknown>, opts: { labels: 'required' | 'optional'; model?: InputChecker }): Promise<{ x: Float32Tensor; y: Int32Array | undefined; source: string }> {
   const input = values['input'] as string | undefined;
   const data = values['data'] as string | undefined;
   checkInputFlags(values);
@@ -116,11 +140,13 @@ export async function inputsFromFlags(values: Record<string, unknown>, opts: { l
     const ds = await loadDataFlag(data);
     if (opts.labels === 'required' && !ds.y) throw new BulwarkError('BULWARK_E_LABELS', `--data ${data} has no labels`);
     const fit = opts.model ? fitLayout(ds.x, opts.model.inputShape) : { x: ds.x };
+    checkAgainstModel(opts.model, fit.x, opts.labels === 'required' ? ds.y : undefined, '--data', '--data');
     return { x: fit.x, y: ds.y, source: fit.change ? `${data} (${fit.change} for the model)` : data };
   }
   const x = readFloatInput(input!, '--input');
   const labelsFile = values['labels'] as string | undefined;
   if (!labelsFile && opts.labels === 'required') throw new BulwarkError('BULWARK_E_USAGE', 'missing --labels Y.npy (integer class ids)');
   const y = labelsFile ? readLabels(labelsFile, '--labels') : undefined;
+  checkAgainstModel(opts.model, x, opts.labels === 'required' ? y : undefined, '--input', '--labels');
   return { x, y, source: input! };
 }

@@ -1,4 +1,5 @@
 import { BulwarkError } from '../core/errors.js';
+import { writeFileAtomic } from '../core/fsio.js';
 import type { Model } from '../runtime/model.js';
 import { numberFlag, parseFlags, printJson, required } from './args.js';
 import { MODEL_FLAGS, loadDataFlag, modelFromFlags } from './common.js';
@@ -62,7 +63,7 @@ export async function run(argv: string[]): Promise<number> {
     const r = strategy === 'jacobian'
       ? await jacobianAugmentation(victim, await loadDataFlag((v['seed-data'] as string | undefined) ?? 'mnist:test[0:150]', '--seed-data'), { ...common, budget, lambda: numberFlag(v, 'lambda', 0.1, 0) })
       : await knockoffNets(victim, await loadDataFlag((v['pool'] as string | undefined) ?? 'fashion-mnist:train[0:10000]', '--pool'), { ...common, budget, strategy: strategy as 'random' | 'adaptive', ...(checkpoints ? { checkpoints } : {}) });
-    r.clone.saveOnnx(out);
+    writeFileAtomic(out, r.clone.toOnnx(), '--out');
     const last = r.curve.at(-1);
     const res = { out, strategy, queries: r.queries, evalQueries: r.evalQueries, eval: evalSpec, fidelity: last?.fidelity, accuracy: last?.accuracy, curve: r.curve, seconds: r.seconds };
     if (v['json']) printJson(res);

@@ -1,8 +1,7 @@
 import { BulwarkError } from '../core/errors.js';
-import { writeNpy } from '../data/npy.js';
 import type { LossKind } from '../autodiff/heads.js';
 import { numberFlag, parseFlags, printJson, required } from './args.js';
-import { MODEL_FLAGS, checkInputFlags, inputsFromFlags, modelFromFlags } from './common.js';
+import { MODEL_FLAGS, checkInputFlags, inputsFromFlags, modelFromFlags, writeNpyFlag } from './common.js';
 
 const HELP = `bulwark grad --model M.onnx (--input X.npy --labels Y.npy | --data SPEC) --out G.npy [--loss ce|margin|dlr] [--kappa K] [--targeted]
               [--output-kind auto|logits|probs] [--threads T] [--workers W] [--batch-size B] [--json]
@@ -31,7 +30,7 @@ export async function run(argv: string[]): Promise<number> {
   const model = await modelFromFlags(v, required(v, 'model', HELP));
   const { x, y } = await inputsFromFlags(v, { labels: 'required', model });
   const res = await model.lossAndGradient(x, y!, { kind: loss, targeted: !!v['targeted'], kappa });
-  writeNpy(out, res.grad);
+  writeNpyFlag(out, res.grad);
   await model.dispose();
   const meanLoss = res.loss.reduce((a, b) => a + b, 0) / res.loss.length;
   if (v['json']) printJson({ out, shape: res.grad.shape, loss, meanLoss, outputKind: model.outputKind });

@@ -52,7 +52,7 @@ export async function run(argv: string[]): Promise<number> {
     const shape = r.images.shape.slice(1);
     const files = classes.map((c, i) => {
       const file = path.join(out, `class-${c}.png`);
-      writeFileAtomic(file, imageToPng(r.images.data.subarray(i * d, (i + 1) * d), shape, model.bounds));
+      writeFileAtomic(file, imageToPng(r.images.data.subarray(i * d, (i + 1) * d), shape, model.bounds), '--out');
       return file;
     });
     const res = {

@@ -1,6 +1,5 @@
-import { writeNpy } from '../data/npy.js';
 import { parseFlags, printJson, required } from './args.js';
-import { MODEL_FLAGS, checkInputFlags, inputsFromFlags, modelFromFlags } from './common.js';
+import { MODEL_FLAGS, checkInputFlags, inputsFromFlags, modelFromFlags, writeNpyFlag } from './common.js';
 
 const HELP = `bulwark predict --model M.onnx (--input X.npy | --data SPEC) --out P.npy [--output-kind auto|logits|probs] [--threads T] [--workers W] [--batch-size B] [--json]
 
@@ -16,7 +15,7 @@ export async function run(argv: string[]): Promise<number> {
   const model = await modelFromFlags(v, modelPath);
   const { x } = await inputsFromFlags(v, { labels: 'optional', model });
   const y = await model.predict(x);
-  writeNpy(out, y);
+  writeNpyFlag(out, y);
   await model.dispose();
   if (v['json']) printJson({ out, shape: y.shape, n: x.shape[0] });
   else process.stdout.write(`wrote ${out} [${y.shape.join(',')}]\n`);

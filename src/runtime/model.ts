@@ -354,7 +354,8 @@ export class OnnxModel implements Model {
     });
   }
 
-  private checkInput(x: Float32Tensor): void {
+  /** Throws BULWARK_E_DTYPE/SHAPE/NONFINITE unless `x` is a finite float32 batch of the model's input shape. */
+  checkInput(x: Float32Tensor): void {
     if (!(x.data instanceof Float32Array)) throw new BulwarkError('BULWARK_E_DTYPE', 'input must be float32');
     const want = this.inputShape;
     const got = x.shape;
@@ -366,7 +367,8 @@ export class OnnxModel implements Model {
     assertFinite(x.data, 'input');
   }
 
-  private checkLabels(labels: ArrayLike<number>, n: number, what: string): void {
+  /** Throws BULWARK_E_LABELS unless `labels` has `n` class ids in [0, numClasses) (`what` names them in the message). */
+  checkLabels(labels: ArrayLike<number>, n: number, what: string): void {
     if (labels.length !== n) throw new BulwarkError('BULWARK_E_LABELS', `${what} has ${labels.length} entries for ${n} inputs`);
     const k = this.numClasses;
     for (let i = 0; i < labels.length; i++) {

@@ -198,3 +198,27 @@ test('train flags are range-checked by the CLI, naming the flag', () => {
   assertUserError(cli(...train, '--label-smoothing', '1'), 'BULWARK_E_ARG', /--label-smoothing must be in \[0, 1\)/);
   assertUserError(cli(...train, '--optimizer', 'lion'), 'BULWARK_E_ARG', /--optimizer must be sgd, adam or adamw/);
 });
+
+test('file and array errors name the flag they came from: --out, --model, --input, --labels', async () => {
+  const { encodeNpy } = await import('../../src/data/npy.js');
+  const npy = (name: string, data: Float32Array | BigInt64Array, shape: number[]) => {
+    const file = path.join(tmp, name);
+    fs.writeFileSync(file, encodeNpy({ data, shape, dtype: data instanceof Float32Array ? 'float32' : 'int64' }));
+    return file;
+  };
+  const folder = fs.mkdtempSync(path.join(tmp, 'od-'));
+  assertUserError(cli('predict', '--model', good.m, '--input', good.x, '--out', folder), 'BULWARK_E_FILE_WRITE', /--out: cannot write .*od-\w+: it is a folder/);
+  assertUserError(cli('grad', '--model', good.m, '--input', good.x, '--labels', good.y, '--out', folder), 'BULWARK_E_FILE_WRITE', /--out: cannot write/);
+  assertUserError(cli('attack', 'fgsm', '--model', good.m, '--input', good.x, '--labels', good.y, '--eps', '0.1', '--workers', '1', '--out', folder), 'BULWARK_E_FILE_WRITE', /--out: cannot write/);
+  assertUserError(cli('eval', '--model', path.join(tmp, 'none.onnx'), '--data', 'mnist:test[0:4]'), 'BULWARK_E_FILE_NOT_FOUND', /--model: model file not found/);
+  assertUserError(cli('predict', '--model', path.join(tmp, 'none.onnx'), '--input', good.x, '--out', path.join(tmp, 'p10.npy')), 'BULWARK_E_FILE_NOT_FOUND', /--model: /);
+  const x3 = npy('x3d.npy', new Float32Array(3 * 784), [3, 28, 28]);
+  assertUserError(cli('predict', '--model', good.m, '--input', x3, '--out', path.join(tmp, 'p10.npy')), 'BULWARK_E_SHAPE', /--input: input has shape \[3,28,28\]/);
+  const nan = new Float32Array(2 * 784);
+  nan[5] = NaN;
+  assertUserError(cli('predict', '--model', good.m, '--input', npy('nan.npy', nan, [2, 1, 28, 28]), '--out', path.join(tmp, 'p10.npy')), 'BULWARK_E_NONFINITE', /--input: input holds a non-finite value/);
+  const y3 = npy('y3.npy', new BigInt64Array([1n, 2n, 3n]), [3]);
+  assertUserError(cli('grad', '--model', good.m, '--input', good.x, '--labels', y3, '--out', path.join(tmp, 'g10.npy')), 'BULWARK_E_LABELS', /--labels: labels has 3 entries for 6 inputs/);
+  assertUserError(cli('attack', 'fgsm', '--model', good.m, '--input', good.x, '--labels', y3, '--eps', '0.1'), 'BULWARK_E_LABELS', /--labels: labels has 3 entries/);
+  assert.ok(!fs.existsSync(path.join(tmp, 'p10.npy')) && !fs.existsSync(path.join(tmp, 'g10.npy')));
+});

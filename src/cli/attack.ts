@@ -12,7 +12,7 @@ import { writeNpy } from '../data/npy.js';
 import { dataSpecFiles } from '../data/spec.js';
 import type { AttackDefinition, AttackResult, Criterion, Model, Norm } from '../evasion/types.js';
 import { numberFlag, parseFlags, printJson, required, type OptionSpec } from './args.js';
-import { MODEL_FLAGS, inputsFromFlags, modelFromFlags, readLabels } from './common.js';
+import { MODEL_FLAGS, checkInputFlags, inputsFromFlags, modelFromFlags, readLabels } from './common.js';
 
 /** Parsed flag values with typed accessors (shared by every row of the table). */
 export class AttackFlags {
@@ -24,6 +24,12 @@ export class AttackFlags {
   /** A numeric flag, or undefined when absent. */
   num(name: string, min = -Infinity, max = Infinity, integer = false): number | undefined {
     return this.has(name) ? numberFlag(this.values, name, 0, min, max, integer) : undefined;
+  }
+  /** A number > 0 (and <= max), or undefined when absent; the same range the attack's option schema holds. */
+  pos(name: string, max = Infinity): number | undefined {
+    const n = this.num(name);
+    if (n !== undefined && !(n > 0 && n <= max)) throw new BulwarkError('BULWARK_E_ARG', `--${name} must be > 0${max === Infinity ? '' : ` and <= ${max}`}, got ${this.values[name]}`);
+    return n;
   }
   /** A string flag, or undefined. */
   str(name: string): string | undefined {
@@ -105,7 +111,7 @@ export const ATTACKS: Record<string, CliAttack> = {
     flags: ['steps', 'step-size', 'random-start', 'no-random-start', 'restarts', 'loss', 'schedule'],
     options: (f) => ({
       steps: f.num('steps', 1, 1e6, true),
-      stepSize: f.num('step-size', 0),
+      stepSize: f.pos('step-size'),
       randomStart: f.randomStart(),
       restarts: f.num('restarts', 1, 1e4, true),
       loss: f.choice('loss', ['ce', 'margin', 'dlr'] as const),
@@ -119,9 +125,9 @@ export const ATTACKS: Record<string, CliAttack> = {
     flags: ['steps', 'step-size', 'kappa', 'c', 'binary-search-steps'],
     options: (f) => ({
       steps: f.num('steps', 1, 1e6, true),
-      lr: f.num('step-size', 0),
+      lr: f.pos('step-size'),
       kappa: f.num('kappa', 0),
-      initialConst: f.num('c', 0),
+      initialConst: f.pos('c'),
       binarySearchSteps: f.num('binary-search-steps', 1, 100, true),
     }),
   },
@@ -162,21 +168,21 @@ export const ATTACKS: Record<string, CliAttack> = {
     needsEps: true,
     flags: ['steps', 'step-size', 'inner', 'batch'],
     targeted: 'none',
-    options: (f) => ({ maxPasses: f.num('steps', 1, 1000, true), stepSize: f.num('step-size', 0), inner: f.choice('inner', ['deepfool', 'pgd'] as const), batchSize: f.num('batch', 1, 1e5, true) }),
+    options: (f) => ({ maxPasses: f.num('steps', 1, 1000, true), stepSize: f.pos('step-size'), inner: f.choice('inner', ['deepfool', 'pgd'] as const), batchSize: f.num('batch', 1, 1e5, true) }),
   },
   patch: {
     summary: 'Adversarial patch at random positions; --eps is the patch area fraction (Brown et al. 2017)',
     load: () => defOf(import('../evasion/whitebox/patch.js').then((m) => m.patchDefinition)),
     needsEps: false,
     flags: ['steps', 'step-size', 'batch'],
-    options: (f) => ({ steps: f.num('steps', 1, 1e6, true), lr: f.num('step-size', 0), batchSize: f.num('batch', 1, 1e5, true) }),
+    options: (f) => ({ steps: f.num('steps', 1, 1e6, true), lr: f.pos('step-size'), batchSize: f.num('batch', 1, 1e5, true) }),
   },
   square: {
     summary: 'Square Attack, score-based black-box L∞/L2 (Andriushchenko et al. 2020)',
     load: () => defOf(import('../evasion/blackbox/square.js').then((m) => m.squareDefinition)),
     needsEps: true,
     flags: ['queries', 'p-init', 'loss'],
-    options: (f) => ({ maxQueries: f.num('queries', 1, 1e9, true), pInit: f.num('p-init', 0, 1), loss: f.choice('loss', ['margin', 'ce'] as const) }),
+    options: (f) => ({ maxQueries: f.num('queries', 1, 1e9, true), pInit: f.pos('p-init', 1), loss: f.choice('loss', ['margin', 'ce'] as const) }),
   },
   hsj: {
     summary: 'HopSkipJump, decision-based black-box minimum-norm L2/L∞, untargeted or targeted (Chen et al. 2020)',
@@ -197,7 +203,7 @@ export const ATTACKS: Record<string, CliAttack> = {
       steps: f.num('steps', 1, 1e6, true),
       loss: f.choice('loss', ['margin', 'ce'] as const),
       samples: f.num('samples', 2, 1e6, true),
-      sigma: f.num('sigma', 0),
+      sigma: f.pos('sigma'),
       estimator: f.choice('estimator', ['nes', 'spsa'] as const),
     }),
   },
@@ -248,8 +254,9 @@ Common options:
   --model M.onnx|URL        the model (white-box attacks need its gradients); a URL
                             http(s)://host/v2/models/NAME[/versions/V] is a KServe v2 endpoint (black-box attacks)
   --input X.npy --labels Y.npy, or --data SPEC (e.g. mnist:test[0:1000])
-  --eps E                   radius of the threat model in input units (required for fgsm, pgd, apgd-*, uap;
-                            minimum-norm attacks cw, deepfool, fab default to unbounded; patch: area fraction, default 0.1)
+  --eps E                   radius of the threat model in input units, > 0 (required for fgsm, pgd, apgd-*, uap;
+                            minimum-norm attacks cw, deepfool, fab default to unbounded; patch: area fraction, default
+                            0.1); eps 0 is refused as by evaluate and scan: every run reports clean accuracy anyway
   --norm inf|2|1            threat-model norm (default: the attack's first: inf, or 2 for cw)
   --targeted                targeted attack: targets from --targets T.npy, or --target-class C for all, or a seeded
                             random class other than the label; apgd-*: APGD-T over the top --n-targets classes;
@@ -259,8 +266,9 @@ Common options:
   --json                    print one JSON object as the last stdout line
   --threads T, --workers W, --batch-size B, --output-kind auto|logits|probs   model execution
                         (--workers W: W worker threads, each with T onnxruntime threads, share every batch;
-                        with neither given, one worker per core, up to 4; for a URL --batch-size is the examples
-                        per request, default 64)
+                        with neither given, one worker per core, up to 4; T and W are each at most the
+                        number of cores, T x W at most twice that; for a URL --batch-size is the examples per
+                        request, default 64)
 
 Remote model options (--model URL only):
   --timeout SECONDS         time one attempt may take, connect to last byte (default 30)
@@ -381,12 +389,20 @@ export async function run(argv: string[]): Promise<number> {
   const f = new AttackFlags(v);
   const stray = Object.keys(ATTACK_OPTIONS).filter((k) => f.has(k) && !row.flags.includes(k));
   if (stray.length) throw new BulwarkError('BULWARK_E_USAGE', `${name} does not take --${stray[0]}`, { hint: `${name} takes ${row.flags.map((x) => `--${x}`).join(', ') || 'no attack-specific flags'} besides the common ones.` });
+  checkInputFlags(v);
+  const targeted = v['targeted'] === true || f.has('targets') || f.has('target-class');
+  if (f.has('n-targets') && !targeted) throw new BulwarkError('BULWARK_E_USAGE', `--n-targets applies to ${name} --targeted (APGD-T); add --targeted or drop --n-targets`);
   const eps = f.num('eps');
   if (eps === undefined && row.needsEps) throw new BulwarkError('BULWARK_E_USAGE', `${name} needs --eps (the radius of the threat model)`, { hint: 'e.g. --eps 0.3 --norm inf for MNIST, --eps 0.031 for CIFAR-10 L∞.' });
-  if (eps !== undefined && !(eps >= 0)) throw new BulwarkError('BULWARK_E_ARG', `--eps must be >= 0, got ${eps}`);
+  // eps 0 would only re-measure clean accuracy, which every run reports; evaluate and scan refuse it the same way
+  if (eps !== undefined && !(eps > 0)) throw new BulwarkError('BULWARK_E_ARG', `--eps must be a finite radius > 0, got ${eps}`, { hint: 'Every attack also reports clean accuracy; for accuracy alone run `bulwark eval`.' });
   const norm = parseNorm(f.str('norm'));
   const seed = f.num('seed', 0, 2 ** 32 - 1, true) ?? 0;
   const def = await row.load();
+  if (norm !== undefined && !def.norms.includes(norm)) {
+    if (def.norms.every((n) => n === 0)) throw new BulwarkError('BULWARK_E_USAGE', `${name} takes no --norm: its threat model is a patch whose area fraction is --eps`);
+    throw new BulwarkError('BULWARK_E_ARG', `--norm ${f.str('norm')}: ${name} supports --norm ${def.norms.join(' or ')}`);
+  }
   const outPath = f.str('out');
   if (outPath) {
     refuseOutputOverInput([['--out', outPath]], [
@@ -401,7 +417,7 @@ export async function run(argv: string[]): Promise<number> {
     const criterion = criterionFrom(f, row, name, y!, model.numClasses, seed);
     const options = drop({ ...row.options(f), ...(row.dataOptions?.(x, y!, criterion) ?? {}), eps, norm, seed, criterion });
     const { runAttack } = await import('../evasion/runner.js');
-    const result = await runAttack(def, model, x, y!, options);
+    const result = await namingFlags(() => runAttack(def, model, x, y!, options));
     const out = f.str('out');
     if (out) writeNpy(out, result.adversarial as Float32Tensor, '--out');
     if (v['json']) printJson(attackJson(result, { data: source, ...(out ? { out } : {}), ...(result.extras['queryStats'] ? { queryStats: result.extras['queryStats'] } : {}) }));
@@ -409,6 +425,30 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   } finally {
     await model.dispose?.();
+  }
+}
+
+/** CLI flags of the attacks' option names (several rows map one flag to differently named options). */
+const OPTION_FLAGS: Record<string, string> = {
+  steps: 'steps', maxPasses: 'steps', stepSize: 'step-size', lr: 'step-size', randomStart: 'random-start', restarts: 'restarts',
+  loss: 'loss', schedule: 'schedule', kappa: 'kappa', initialConst: 'c', binarySearchSteps: 'binary-search-steps',
+  overshoot: 'overshoot', inner: 'inner', batchSize: 'batch', maxQueries: 'queries', pInit: 'p-init', samples: 'samples',
+  sigma: 'sigma', estimator: 'estimator', eps: 'eps', norm: 'norm', seed: 'seed', criterion: 'targeted',
+};
+
+/**
+ * Runs the attack and rewrites "pgd: option stepSize ..." errors of the option schema as "pgd: --step-size ...", so a
+ * check the CLI does not repeat still names the flag the user typed.
+ */
+async function namingFlags<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (e) {
+    if (!(e instanceof BulwarkError)) throw e;
+    const m = /^([\w-]+): (?:option )?(\w+)( .*)$/s.exec(e.message);
+    const flag = m ? OPTION_FLAGS[m[2]!] : undefined;
+    if (!m || flag === undefined) throw e;
+    throw new BulwarkError(e.code, `${m[1]}: --${flag}${m[3]}`, { hint: e.hint, ...(e.details ? { details: e.details } : {}), cause: e });
   }
 }
 

@@ -1,14 +1,13 @@
 import { BulwarkError } from '../core/errors.js';
 import { argmaxRows } from '../core/tensor.js';
 import { parseDataSpec } from '../data/index.js';
-import { loadModel } from '../runtime/model.js';
 import { certifiedAccuracy, samplingWarnings, smoothCertify, ABSTAIN } from '../evasion/defense/smoothing.js';
 import { ibpVerify } from '../evasion/defense/ibp.js';
 import { checkEps } from '../evasion/evaluate/validate.js';
 import type { OnnxModel } from '../runtime/model.js';
 import type { Dataset } from '../data/index.js';
-import { numberFlag, parseFlags, printJson, required } from './args.js';
-import { loadDataFlag } from './common.js';
+import { numberFlag, parseDecimal, parseFlags, printJson, required, threadsFlag } from './args.js';
+import { loadDataFlag, loadModelFlag } from './common.js';
 
 const HELP = `Usage: bulwark certify --model M.onnx --data SPEC --sigma S [options]
        bulwark certify --method ibp --model M.onnx --data SPEC --eps E [--json]
@@ -69,7 +68,7 @@ export async function run(argv: string[]): Promise<number> {
   const modelPath = required(v, 'model', HELP);
   const spec = required(v, 'data', HELP);
   const sigmaText = required(v, 'sigma', HELP);
-  const sigma = Number(sigmaText);
+  const sigma = parseDecimal(sigmaText);
   if (!(sigma > 0 && Number.isFinite(sigma))) throw new BulwarkError('BULWARK_E_SMOOTHING', `--sigma must be a positive number, got ${JSON.stringify(sigmaText)}`);
   const n = numberFlag(v, 'n', 100000, 1, 1e9, true);
   const n0 = numberFlag(v, 'n0', 100, 1, 1e9, true);
@@ -77,9 +76,9 @@ export async function run(argv: string[]): Promise<number> {
   if (!(alpha > 0 && alpha < 1)) throw new BulwarkError('BULWARK_E_SMOOTHING', `--alpha must be in (0, 1), got ${alpha}`);
   const batchSize = numberFlag(v, 'batch-size', 1000, 1, 1e6, true);
   const seed = numberFlag(v, 'seed', 0, 0, 2 ** 32 - 1, true);
-  const threads = v.threads === undefined ? undefined : numberFlag(v, 'threads', 0, 0, 1024, true);
+  const threads = threadsFlag(v);
   const radii = (typeof v.radii === 'string' ? v.radii : '0,0.25,0.5,0.75,1,1.5,2').split(',').map((t) => {
-    const r = Number(t);
+    const r = parseDecimal(t);
     if (t.trim() === '' || !(r >= 0 && Number.isFinite(r))) throw new BulwarkError('BULWARK_E_ARG', `--radii must be comma-separated numbers >= 0, got ${JSON.stringify(v.radii)}`);
     return r;
   });
@@ -87,7 +86,7 @@ export async function run(argv: string[]): Promise<number> {
   const json = v.json === true;
   const warn = samplingWarnings(n, alpha).warnings.filter((w) => !w.startsWith('PREDICT'));
   if (!json) for (const w of warn) process.stderr.write(`warning: ${w}\n`);
-  const model = await loadModel(modelPath, { batchSize, ...(threads === undefined ? {} : { threads }) });
+  const model = await loadModelFlag(modelPath, { batchSize, ...(threads === undefined ? {} : { threads }) });
   const data = await loadDataFlag(spec);
   if (!data.y) throw new BulwarkError('BULWARK_E_LABELS', `--data ${spec} has no labels; certify needs them`);
   try {
@@ -128,10 +127,10 @@ async function runIbp(v: Record<string, unknown>): Promise<number> {
   const spec = required(v, 'data', HELP);
   required(v, 'eps', HELP);
   const eps = numberFlag(v, 'eps', 0, 0, Infinity);
-  const threads = v.threads === undefined ? undefined : numberFlag(v, 'threads', 0, 0, 1024, true);
+  const threads = threadsFlag(v);
   parseDataSpec(spec);
   const json = v.json === true;
-  const model: OnnxModel = await loadModel(modelPath, threads === undefined ? {} : { threads });
+  const model: OnnxModel = await loadModelFlag(modelPath, threads === undefined ? {} : { threads });
   try {
     // an L∞ radius wider than the input range makes every input reachable (e.g. --eps 1e308)
     if (eps > 0) checkEps(eps, 'inf', model.bounds, 1, '--eps');

@@ -6,7 +6,7 @@ import { loadData, type Dataset } from '../data/spec.js';
 import { classIds } from '../data/labels.js';
 import { loadModel, type OnnxModel } from '../runtime/model.js';
 import { defaultLanes } from '../runtime/workers.js';
-import { numberFlag } from './args.js';
+import { checkParallelism, numberFlag, threadsFlag, workersFlag } from './args.js';
 
 /** Shared flags of commands that load a model. */
 export const MODEL_FLAGS = {
@@ -18,22 +18,49 @@ export const MODEL_FLAGS = {
 } as const;
 
 /**
- * --threads/--workers as given; when neither is, one worker lane per core up to 4 (see defaultLanes). Returns
+ * --threads/--workers as given (each at most the machine's cores, their product at most twice that: see threadsFlag); when neither is, one worker lane per core up to 4 (see defaultLanes). Returns
  * threads undefined for onnxruntime's own choice.
  */
 export function executionFlags(values: Record<string, unknown>): { threads: number | undefined; workers: number } {
-  const threads = values['threads'] === undefined ? undefined : numberFlag(values, 'threads', 0, 0, 1024, true);
-  const workers = values['workers'] === undefined ? undefined : numberFlag(values, 'workers', 1, 1, 256, true);
+  const threads = threadsFlag(values);
+  const workers = workersFlag(values);
+  checkParallelism(threads, workers);
   if (threads === undefined && workers === undefined) return defaultLanes();
   return { threads, workers: workers ?? 1 };
 }
 
+/**
+ * Refuses a URL where a command needs a local ONNX file: http(s) endpoints (BULWARK_E_USAGE: they serve only the
+ * black-box attacks and extract) and any other scheme (ftp:, file:, ...: BULWARK_E_REMOTE_URL), instead of
+ * reporting "model file not found" for them.
+ */
+export function checkLocalModel(where: string, flag = '--model'): void {
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(where)?.[1];
+  // one letter before the colon is a Windows drive (C:\models\m.onnx), not a scheme
+  if (scheme === undefined || scheme.length < 2) return;
+  if (/^https?$/i.test(scheme)) {
+    throw new BulwarkError('BULWARK_E_USAGE', `${flag} ${where}: this command runs a local ONNX file, not a remote endpoint`, {
+      hint: 'KServe v2 endpoints work with the black-box attacks (bulwark attack square|hsj|nes --model URL) and bulwark extract; download the ONNX file to assess it here.',
+    });
+  }
+  throw new BulwarkError('BULWARK_E_REMOTE_URL', `${flag} ${where}: ${scheme}: URLs are not supported; give a local ONNX file path`, {
+    hint: 'Give a path to an .onnx file; the black-box attacks and extract also take http(s)://host[:port]/v2/models/<name>.',
+  });
+}
+
+/** Loads a local ONNX model named by `flag`, refusing URLs and naming the flag in file errors. */
+export function loadModelFlag(modelPath: string, options: Parameters<typeof loadModel>[1], flag = '--model'): Promise<OnnxModel> {
+  checkLocalModel(modelPath, flag);
+  return namingFlag(flag, () => loadModel(modelPath, options));
+}
+
 /** Loads --model with --output-kind/--threads/--workers/--batch-size applied. */
 export async function modelFromFlags(values: Record<string, unknown>, modelPath: string): Promise<OnnxModel> {
+  checkLocalModel(modelPath);
   const kind = (values['output-kind'] as string | undefined) ?? 'auto';
   if (!['auto', 'logits', 'probs'].includes(kind)) throw new BulwarkError('BULWARK_E_ARG', `--output-kind must be auto, logits or probs, got ${JSON.stringify(kind)}`);
   const { threads, workers } = executionFlags(values);
-  return loadModel(modelPath, {
+  return loadModelFlag(modelPath, {
     outputKind: kind as 'auto' | 'logits' | 'probs',
     ...(threads === undefined ? {} : { threads }),
     workers,
@@ -65,25 +92,56 @@ export function readLabels(file: string, what: string): Int32Array {
   return classIds(t.data as ArrayLike<number | bigint>, what);
 }
 
+/** What inputsFromFlags needs of a model: its input shape, and (local models) its input and label checks. */
+export interface InputChecker {
+  inputShape: readonly number[];
+  checkInput?(x: Float32Tensor): void;
+  checkLabels?(labels: ArrayLike<number>, n: number, what: string): void;
+}
+
+/**
+ * Runs the model's own input checks (shape, non-finite values, label count and range) on the arrays of the flags, so
+ * their errors name the flag ("--input: input has shape ...", "--labels: labels has 3 entries for 4 inputs") instead
+ * of surfacing later from inside the model call.
+ */
+function checkAgainstModel(model: InputChecker | undefined, x: Float32Tensor, y: Int32Array | undefined, xFlag: string, yFlag: string): void {
+  if (!model) return;
+  if (model.checkInput) namingFlagSync(xFlag, () => model.checkInput!(x));
+  if (y && model.checkLabels) namingFlagSync(yFlag, () => model.checkLabels!(y, x.shape[0]!, 'labels'));
+}
+
+/**
+ * Refuses --data given together with --input or --labels (the data spec brings its own inputs and labels, so the
+ * other flag would be ignored) and --labels without --input. Commands call it before loading the model.
+ */
+export function checkInputFlags(values: Record<string, unknown>): void {
+  const given = (k: string) => values[k] !== undefined;
+  if (given('data') && given('input')) throw new BulwarkError('BULWARK_E_USAGE', 'give either --input or --data, not both', { hint: '--data SPEC brings inputs and labels; --input X.npy takes its labels from --labels Y.npy.' });
+  if (given('data') && given('labels')) throw new BulwarkError('BULWARK_E_USAGE', '--labels goes with --input; --data brings its own labels, so give one of --data or --input/--labels', { hint: 'Drop --labels, or give --input X.npy --labels Y.npy instead of --data.' });
+  if (given('labels') && !given('input')) throw new BulwarkError('BULWARK_E_USAGE', '--labels needs --input X.npy (the inputs it labels)');
+}
+
 /**
  * The inputs (and labels when known) named by --input/--labels or --data. Given the model, a built-in dataset's
  * images are put in the model's input layout when it differs in a certain way (NHWC, flat rows; see fitLayout), and
  * `source` says so; --input arrays are taken as they are.
  */
-export async function inputsFromFlags(values: Record<string, unknown>, opts: { labels: 'required' | 'optional'; model?: { inputShape: readonly number[] } }): Promise<{ x: Float32Tensor; y: Int32Array | undefined; source: string }> {
+export async function inputsFromFlags(values: Record<string, unknown>, opts: { labels: 'required' | 'optional'; model?: InputChecker }): Promise<{ x: Float32Tensor; y: Int32Array | undefined; source: string }> {
   const input = values['input'] as string | undefined;
   const data = values['data'] as string | undefined;
-  if (input && data) throw new BulwarkError('BULWARK_E_USAGE', 'give either --input or --data, not both');
+  checkInputFlags(values);
   if (!input && !data) throw new BulwarkError('BULWARK_E_USAGE', 'missing --input X.npy (or --data SPEC)');
   if (data) {
     const ds = await loadDataFlag(data);
     if (opts.labels === 'required' && !ds.y) throw new BulwarkError('BULWARK_E_LABELS', `--data ${data} has no labels`);
     const fit = opts.model ? fitLayout(ds.x, opts.model.inputShape) : { x: ds.x };
+    checkAgainstModel(opts.model, fit.x, opts.labels === 'required' ? ds.y : undefined, '--data', '--data');
     return { x: fit.x, y: ds.y, source: fit.change ? `${data} (${fit.change} for the model)` : data };
   }
   const x = readFloatInput(input!, '--input');
   const labelsFile = values['labels'] as string | undefined;
   if (!labelsFile && opts.labels === 'required') throw new BulwarkError('BULWARK_E_USAGE', 'missing --labels Y.npy (integer class ids)');
   const y = labelsFile ? readLabels(labelsFile, '--labels') : undefined;
+  checkAgainstModel(opts.model, x, opts.labels === 'required' ? y : undefined, '--input', '--labels');
   return { x, y, source: input! };
 }

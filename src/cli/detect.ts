@@ -11,8 +11,8 @@ import { dataSpecFiles, parseDataSpec } from '../data/index.js';
 import { encodeNpy } from '../data/npy.js';
 import { DEFAULT_SQUEEZERS, featureSqueezing, formatSqueezer, parseSqueezers, type FeatureSqueezingDetector, type SqueezerSpec } from '../evasion/defense/squeeze.js';
 import type { OnnxModel } from '../runtime/model.js';
-import { numberFlag, parseSubcommand, printJson, required, withShared } from './args.js';
-import { MODEL_FLAGS, inputsFromFlags, loadDataFlag, modelFromFlags } from './common.js';
+import { numberFlag, parseDecimal, parseSubcommand, printJson, required, withShared } from './args.js';
+import { MODEL_FLAGS, checkLocalModel, inputsFromFlags, loadDataFlag, modelFromFlags } from './common.js';
 
 const HELP = `Usage: bulwark detect fit --model M.onnx --data SPEC [--fpr F] [--squeezers LIST] --out D.json
        bulwark detect score --model M.onnx --detector D.json (--input X.npy | --data SPEC) [--out S.npy]
@@ -156,6 +156,7 @@ export async function run(argv: string[]): Promise<number> {
   const v = flags.values;
   const json = v['json'] === true;
   const modelPath = required(v, 'model', HELP);
+  checkLocalModel(modelPath);
   if (sub === 'fit') return fit(v, modelPath, json);
   if (sub === 'score') return score(v, modelPath, json);
   return evaluate(v, modelPath, json);
@@ -226,7 +227,7 @@ async function score(v: Record<string, unknown>, modelPath: string, json: boolea
 async function evaluate(v: Record<string, unknown>, modelPath: string, json: boolean): Promise<number> {
   const spec = required(v, 'data', HELP);
   const epsText = required(v, 'eps', HELP);
-  const eps = Number(epsText);
+  const eps = parseDecimal(epsText);
   if (!(eps > 0 && Number.isFinite(eps))) throw new BulwarkError('BULWARK_E_ARG', `--eps must be a positive number, got ${JSON.stringify(epsText)}`);
   const fpr = fprFlag(v);
   const specs: SqueezerSpec[] = parseSqueezers((v['squeezers'] as string | undefined) ?? DEFAULT_SQUEEZERS);

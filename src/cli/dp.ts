@@ -1,7 +1,7 @@
 import { writeTrainingOutputs } from './train-record.js';
 import { BulwarkError } from '../core/errors.js';
 import { ACCOUNTANTS, calibrateNoise, computeEpsilon, type AccountantName, type EpsilonOptions } from '../privacy/accounting/index.js';
-import { parseSubcommand, printJson, required } from './args.js';
+import { parseDecimal, parseSubcommand, printJson, required, threadsFlag } from './args.js';
 
 const HELP = `Usage: bulwark dp <epsilon|calibrate> [options]
 
@@ -41,7 +41,7 @@ const OPTIONS = {
 function numeric(values: Record<string, unknown>, name: string): number {
   const text = required(values, name, HELP).trim();
   const m = /^([^/]+)\/([^/]+)$/.exec(text);
-  const v = m ? Number(m[1]) / Number(m[2]) : Number(text);
+  const v = m ? parseDecimal(m[1]!.trim()) / parseDecimal(m[2]!.trim()) : parseDecimal(text);
   if (text === '' || !Number.isFinite(v)) throw new BulwarkError('BULWARK_E_ARG', `--${name} must be a number, got ${JSON.stringify(text)}`);
   return v;
 }
@@ -113,7 +113,7 @@ export async function runDpTrain(v: Record<string, unknown>, ctx: { arch: string
   if (schedule !== 'constant' && schedule !== 'cosine') throw new BulwarkError('BULWARK_E_ARG', `with --dp, --schedule must be constant or cosine, got ${JSON.stringify(schedule)}`);
   const optimizer = (typeof v.optimizer === 'string' ? v.optimizer : 'sgd') as 'sgd' | 'adam' | 'adamw';
   const seed = numberFlag(v, 'seed', 0, 0, 2 ** 32 - 1, true);
-  const threads = v.threads === undefined ? undefined : numberFlag(v, 'threads', 0, 0, 1024, true);
+  const threads = threadsFlag(v);
   const opts = {
     epochs: numberFlag(v, 'epochs', 3, 1, Infinity, true),
     batchSize: numberFlag(v, 'batch-size', 256, 1, Infinity, true),

@@ -1,9 +1,9 @@
 import { BulwarkError } from '../core/errors.js';
 import { parseDataSpec } from '../data/index.js';
 import { scoreLogits, type Score } from '../nn/train.js';
-import { loadModel, type OutputKind } from '../runtime/model.js';
-import { numberFlag, parseFlags, printJson, required } from './args.js';
-import { loadDataFlag } from './common.js';
+import type { OutputKind } from '../runtime/model.js';
+import { numberFlag, parseFlags, printJson, required, threadsFlag } from './args.js';
+import { loadDataFlag, loadModelFlag } from './common.js';
 
 const HELP = `Usage: bulwark eval --model M.onnx --data SPEC [options]
 
@@ -53,8 +53,8 @@ export async function run(argv: string[]): Promise<number> {
   const kind = typeof v['output-kind'] === 'string' ? v['output-kind'] : 'auto';
   if (kind !== 'auto' && kind !== 'logits' && kind !== 'probs') throw new BulwarkError('BULWARK_E_ARG', `--output-kind must be auto, logits or probs, got ${JSON.stringify(kind)}`);
   const batchSize = numberFlag(v, 'batch-size', 256, 1, Infinity, true);
-  const threads = v.threads === undefined ? undefined : numberFlag(v, 'threads', 0, 0, 1024, true);
-  const model = await loadModel(modelPath, { outputKind: kind, batchSize, ...(threads === undefined ? {} : { threads }) });
+  const threads = threadsFlag(v);
+  const model = await loadModelFlag(modelPath, { outputKind: kind, batchSize, ...(threads === undefined ? {} : { threads }) });
   const data = await loadDataFlag(spec);
   if (!data.y) throw new BulwarkError('BULWARK_E_LABELS', `--data ${spec} has no labels; eval needs them`);
   const t0 = performance.now();

@@ -4,7 +4,7 @@ import { parseDataSpec } from '../data/index.js';
 import { BUDGETS, checkData, checkEps, evaluateRobustness, parseNorm, resolveSuite, sampleIndices, summarizeEvaluation, type Budget, type EvalProgress, type RobustnessEvaluation } from '../evasion/evaluate/index.js';
 import { formatValue } from '../report/html.js';
 import { stageProgress } from '../report/progress.js';
-import { numberFlag, parseFlags, printJson, required } from './args.js';
+import { numberFlag, parseDecimal, parseFlags, printJson, required } from './args.js';
 import { fitLayout } from '../data/layout.js';
 import { MODEL_FLAGS, loadDataFlag, modelFromFlags } from './common.js';
 
@@ -16,7 +16,7 @@ queries), each on the examples still robust. An example counts as robust only if
 draws a robustness curve and runs gradient-masking checks that flag an unreliable result.
 
 Options:
-  -m, --model M.onnx      the model
+  -m, --model M.onnx      the model, a local ONNX file (remote KServe v2 endpoints: bulwark attack square|hsj|nes)
       --data SPEC         labelled data, e.g. mnist:test, mnist:test[0:500], data.npz
       --eps E             threat-model radius in input units (e.g. 0.3 for MNIST L∞)
       --norm N            inf (default) or 2
@@ -27,7 +27,8 @@ Options:
       --output-kind K     auto | logits | probs (default auto)
       --threads T         onnxruntime intra-op threads (per worker)
       --workers W         worker threads that share every batch (default, when --threads is not given
-                          either: one per core, up to 4)
+                          either: one per core, up to 4; --threads and --workers are each at most the
+                          number of cores, their product at most twice that)
       --batch-size B      examples per onnxruntime run (default: 256 for predictions, a cache-sized run for gradients)
 
 Suites: quick (100 examples, 25 steps, 3 targets, Square 1000 queries), standard (1000 examples, 100 steps,
@@ -55,7 +56,7 @@ export async function run(argv: string[]): Promise<number> {
   const modelPath = required(v, 'model', HELP);
   const spec = required(v, 'data', HELP);
   const epsText = required(v, 'eps', HELP);
-  const eps = Number(epsText);
+  const eps = parseDecimal(epsText);
   const norm = parseNorm(typeof v.norm === 'string' ? v.norm : 'inf');
   // positive and finite now; the box diameter is checked once the model's bounds are known
   checkEps(eps, norm, [-Infinity, Infinity], 1);

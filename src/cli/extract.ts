@@ -1,5 +1,5 @@
 import { BulwarkError } from '../core/errors.js';
-import { refuseOutputOverInput } from '../core/fsio.js';
+import { refuseOutputOverInput, writeFileAtomic } from '../core/fsio.js';
 import { dataSpecFiles } from '../data/spec.js';
 import type { Model } from '../runtime/model.js';
 import { numberFlag, parseFlags, printJson, required } from './args.js';
@@ -35,7 +35,7 @@ export async function run(argv: string[]): Promise<number> {
   const target = required(v, 'model', HELP);
   refuseOutputOverInput([['--out', out]], [['--model', target], ...dataSpecFiles(v['eval']).map((f): [string, string] => ['--eval', f])]);
   const checkpoints = v['checkpoints'] === undefined ? undefined : String(v['checkpoints']).split(',').map((s) => {
-    const n = Number(s);
+    const n = /^\d+$/.test(s.trim()) ? Number(s) : NaN;
     if (!Number.isInteger(n) || n < 1) throw new BulwarkError('BULWARK_E_ARG', `--checkpoints must be comma-separated positive integers, got ${JSON.stringify(v['checkpoints'])}`);
     return n;
   });
@@ -65,7 +65,7 @@ export async function run(argv: string[]): Promise<number> {
     const r = strategy === 'jacobian'
       ? await jacobianAugmentation(victim, await loadDataFlag((v['seed-data'] as string | undefined) ?? 'mnist:test[0:150]', '--seed-data'), { ...common, budget, lambda: numberFlag(v, 'lambda', 0.1, 0) })
       : await knockoffNets(victim, await loadDataFlag((v['pool'] as string | undefined) ?? 'fashion-mnist:train[0:10000]', '--pool'), { ...common, budget, strategy: strategy as 'random' | 'adaptive', ...(checkpoints ? { checkpoints } : {}) });
-    r.clone.saveOnnx(out);
+    writeFileAtomic(out, r.clone.toOnnx(), '--out');
     const last = r.curve.at(-1);
     const res = { out, strategy, queries: r.queries, evalQueries: r.evalQueries, eval: evalSpec, fidelity: last?.fidelity, accuracy: last?.accuracy, curve: r.curve, seconds: r.seconds };
     if (v['json']) printJson(res);

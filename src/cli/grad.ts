@@ -4,9 +4,9 @@ import { writeNpy } from '../data/npy.js';
 import { dataSpecFiles } from '../data/spec.js';
 import type { LossKind } from '../autodiff/heads.js';
 import { numberFlag, parseFlags, printJson, required } from './args.js';
-import { MODEL_FLAGS, inputsFromFlags, modelFromFlags } from './common.js';
+import { MODEL_FLAGS, checkInputFlags, inputsFromFlags, modelFromFlags } from './common.js';
 
-const HELP = `bulwark grad --model M.onnx --input X.npy --labels Y.npy --out G.npy [--loss ce|margin|dlr] [--kappa K] [--targeted]
+const HELP = `bulwark grad --model M.onnx (--input X.npy --labels Y.npy | --data SPEC) --out G.npy [--loss ce|margin|dlr] [--kappa K] [--targeted]
               [--output-kind auto|logits|probs] [--threads T] [--workers W] [--batch-size B] [--json]
 
 Writes the gradient (float32, shaped like X) of the sum over the batch of per-example losses with respect to the
@@ -27,6 +27,9 @@ export async function run(argv: string[]): Promise<number> {
   if (!['ce', 'margin', 'dlr'].includes(loss)) throw new BulwarkError('BULWARK_E_ARG', `--loss must be ce, margin or dlr, got ${JSON.stringify(loss)}`);
   const kappa = numberFlag(v, 'kappa', Infinity, 0);
   const out = required(v, 'out', HELP);
+  checkInputFlags(v);
+  if (v['kappa'] !== undefined && loss !== 'margin') throw new BulwarkError('BULWARK_E_USAGE', `--kappa applies to --loss margin, not ${loss}`);
+  if (loss === 'dlr' && v['targeted']) throw new BulwarkError('BULWARK_E_ARG', 'targeted DLR needs true labels and targets; use it through the attack API');
   const modelPath = required(v, 'model', HELP);
   refuseOutputOverInput([['--out', out]], [
     ['--model', modelPath], ['--input', v['input'] as string | undefined], ['--labels', v['labels'] as string | undefined],
@@ -34,7 +37,6 @@ export async function run(argv: string[]): Promise<number> {
   ]);
   const model = await modelFromFlags(v, modelPath);
   const { x, y } = await inputsFromFlags(v, { labels: 'required', model });
-  if (loss === 'dlr' && v['targeted']) throw new BulwarkError('BULWARK_E_ARG', 'targeted DLR needs true labels and targets; use it through the attack API');
   const res = await model.lossAndGradient(x, y!, { kind: loss, targeted: !!v['targeted'], kappa });
   writeNpy(out, res.grad, '--out');
   await model.dispose();

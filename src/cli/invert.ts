@@ -37,7 +37,7 @@ export async function run(argv: string[]): Promise<number> {
     let classes: number[];
     if (clsFlag === 'all') classes = Array.from({ length: k }, (_, i) => i);
     else {
-      const c = Number(clsFlag);
+      const c = /^\d+$/.test(clsFlag) ? Number(clsFlag) : NaN;
       if (!Number.isInteger(c) || c < 0 || c >= k) throw new BulwarkError('BULWARK_E_ARG', `--class must be all or an integer in [0, ${k}), got ${JSON.stringify(clsFlag)}`);
       classes = [c];
     }
@@ -52,7 +52,7 @@ export async function run(argv: string[]): Promise<number> {
     const shape = r.images.shape.slice(1);
     const files = classes.map((c, i) => {
       const file = path.join(out, `class-${c}.png`);
-      writeFileAtomic(file, imageToPng(r.images.data.subarray(i * d, (i + 1) * d), shape, model.bounds));
+      writeFileAtomic(file, imageToPng(r.images.data.subarray(i * d, (i + 1) * d), shape, model.bounds), '--out');
       return file;
     });
     const res = {

@@ -69,8 +69,8 @@ export async function main(argv: string[]): Promise<number> {
   }
   const entry = COMMANDS[cmd];
   if (!entry) {
-    process.stderr.write(`bulwark: unknown command '${cmd}'\nhint: run \`bulwark --help\` for the list of commands\n`);
-    return 2;
+    const names = Object.keys(COMMANDS);
+    return reportError(new BulwarkError('BULWARK_E_USAGE', `unknown command ${JSON.stringify(cmd)}`, { hint: `Commands are ${names.join(', ')}; run \`bulwark --help\` for what each does.` }));
   }
   try {
     const mod = await entry.load();

@@ -2,7 +2,7 @@ import { refuseOutputOverInput } from '../core/fsio.js';
 import { writeNpy } from '../data/npy.js';
 import { dataSpecFiles } from '../data/spec.js';
 import { parseFlags, printJson, required } from './args.js';
-import { MODEL_FLAGS, inputsFromFlags, modelFromFlags } from './common.js';
+import { MODEL_FLAGS, checkInputFlags, inputsFromFlags, modelFromFlags } from './common.js';
 
 const HELP = `bulwark predict --model M.onnx (--input X.npy | --data SPEC) --out P.npy [--output-kind auto|logits|probs] [--threads T] [--workers W] [--batch-size B] [--json]
 
@@ -14,6 +14,7 @@ export async function run(argv: string[]): Promise<number> {
   const v = p.values;
   const modelPath = required(v, 'model', HELP);
   const out = required(v, 'out', HELP);
+  checkInputFlags(v);
   refuseOutputOverInput([['--out', out]], [['--model', modelPath], ['--input', v['input'] as string | undefined], ...dataSpecFiles(v['data']).map((f): [string, string] => ['--data', f])]);
   const model = await modelFromFlags(v, modelPath);
   const { x } = await inputsFromFlags(v, { labels: 'optional', model });

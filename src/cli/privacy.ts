@@ -7,7 +7,7 @@ import { train } from '../nn/train.js';
 import { buildArch } from '../nn/zoo.js';
 import { auditMembership, MEMBERSHIP_ATTACKS, type AuditReport, type MembershipAttack } from '../privacy/membership/index.js';
 import { trainDpSgd } from '../privacy/dpsgd.js';
-import { numberFlag, parseSubcommand, printJson, required } from './args.js';
+import { numberFlag, parseSubcommand, printJson, required, threadsFlag } from './args.js';
 import { loadDataFlag, modelFromFlags } from './common.js';
 
 const HELP = `Usage: bulwark privacy audit --model M.onnx --train SPEC --holdout SPEC [options]
@@ -94,7 +94,7 @@ export async function run(argv: string[]): Promise<number> {
   if (shadows % 2 !== 0) throw new BulwarkError('BULWARK_E_ARG', `--shadows must be even (shadows come in complementary pairs), got ${shadows}`);
   const seed = numberFlag(v, 'seed', 0, 0, 2 ** 31 - 1, true);
   const maxAuc = v['max-auc'] === undefined ? undefined : numberFlag(v, 'max-auc', 1, 0, 1);
-  const threads = v.threads === undefined ? undefined : numberFlag(v, 'threads', 0, 0, 1024, true);
+  const threads = threadsFlag(v);
   const json = v.json === true;
 
   const model = await modelFromFlags(v, modelPath);

@@ -7,8 +7,8 @@ import { parseGates } from '../report/gates.js';
 import { formatValue } from '../report/html.js';
 import { stageProgress } from '../report/progress.js';
 import type { Report } from '../report/types.js';
-import { numberFlag, parseFlags, printJson } from './args.js';
-import { executionFlags } from './common.js';
+import { numberFlag, parseDecimal, parseFlags, printJson, threadsFlag } from './args.js';
+import { checkLocalModel, executionFlags } from './common.js';
 
 /** Comma-separated names wrapped at 116 columns, continuation lines indented by 29 spaces. */
 function wrapList(items: string[], first: string): string {
@@ -42,7 +42,7 @@ ML Top 10. See docs/REPORT.md. Sections:
                  images); extraction and inversion run by default at budget standard and thorough only
 
 Options:
-  -m, --model M.onnx         the model
+  -m, --model M.onnx         the model, a local ONNX file (remote KServe v2 endpoints: bulwark attack square|hsj|nes)
       --data SPEC            labelled data, e.g. mnist:test, mnist:test[0:1000], data.npz
   -o, --out DIR              the report folder (created if missing)
       --budget B             quick | standard (default) | thorough
@@ -55,8 +55,9 @@ ${wrapList([...SECTION_PROVIDERS.map((p) => p.id), ...Object.entries(SECTION_PAR
       --fail-over M=V        CI gate, repeatable: exit 1 when metric M is above V (e.g. mia-tpr-at-1fpr=0.05,
                              dp-epsilon=8)
 ${wrapList(gateMetrics(), '                             metrics:')}
-                             (V a fraction or a percentage for rates and accuracies; a metric that was not measured
-                             fails its gate)
+                             (V a fraction or a percentage for rates and accuracies; a metric that was not measured,
+                             e.g. of a section --sections leaves out, fails its gate: exit 1; an unknown metric
+                             name is an input error: exit 2)
       --sigma S              hardening: certify with randomized smoothing at noise level S (default: the training
                              record's noise sigma, if the model was noise-trained)
       --train-data SPEC      privacy: the model's training examples (members) for membership inference
@@ -72,7 +73,8 @@ ${wrapList(gateMetrics(), '                             metrics:')}
       --output-kind K        auto | logits | probs (default auto)
       --threads T            onnxruntime intra-op threads (per worker)
       --workers W            worker threads that share every batch (default, when --threads is not given
-                             either: one per core, up to 4)
+                             either: one per core, up to 4; --threads and --workers are each at most the
+                             number of cores, their product at most twice that)
       --batch-size B         examples per onnxruntime run (default: 256 for predictions, a cache-sized run for gradients)
 
 Exit codes: 0 report written and every gate passed, 1 a gate failed, 2 usage or input error.
@@ -112,14 +114,16 @@ export async function run(argv: string[]): Promise<number> {
   if (demo && typeof v.model === 'string') throw new BulwarkError('BULWARK_E_USAGE', '--demo brings its own model; drop --model (or drop --demo)');
   const missing = ['model', 'data', 'out'].filter((k) => typeof v[k] !== 'string' || (v[k] as string).length === 0);
   if (!demo && missing.length > 0) throw new BulwarkError('BULWARK_E_USAGE', `missing required flag${missing.length > 1 ? 's' : ''} ${missing.map((k) => `--${k}`).join(', ')}`, { hint: `usage:\n${HELP}` });
+  if (!demo) checkLocalModel(v.model as string);
   const only = v.sections as string[] | undefined;
-  const providers = only ? parseSections(only).providers : undefined;
-  const gates = parseGates((v['fail-under'] as string[] | undefined) ?? [], gateMetrics(providers));
+  if (only) parseSections(only); // refuse an unknown section before anything runs
+  // every metric a section can report is a valid gate; one whose section --sections leaves out fails (exit 1)
+  const gates = parseGates((v['fail-under'] as string[] | undefined) ?? [], gateMetrics());
   const failOver = (v['fail-over'] as string[] | undefined) ?? [];
-  parseGates(failOver, gateMetrics(providers), 'fail-over');
+  parseGates(failOver, gateMetrics(), 'fail-over');
   let sigma: number | undefined;
   if (typeof v.sigma === 'string') {
-    sigma = Number(v.sigma);
+    sigma = parseDecimal(v.sigma);
     if (v.sigma.trim() === '' || !Number.isFinite(sigma) || sigma <= 0) throw new BulwarkError('BULWARK_E_SMOOTHING', `--sigma must be a finite noise level > 0, got ${JSON.stringify(v.sigma)}`, { hint: 'Pass the sigma the model was trained with (bulwark train --noise-sigma S), e.g. --sigma 0.25.' });
   }
   const shadows = v.shadows === undefined ? undefined : numberFlag(v, 'shadows', 16, 2, 1024, true);
@@ -130,14 +134,14 @@ export async function run(argv: string[]): Promise<number> {
   const norm = parseNorm(typeof v.norm === 'string' ? v.norm : 'inf');
   let eps: number | undefined;
   if (typeof v.eps === 'string') {
-    eps = Number(v.eps);
+    eps = parseDecimal(v.eps);
     if (v.eps.trim() === '' || !Number.isFinite(eps) || eps <= 0) throw new BulwarkError('BULWARK_E_ARG', `--eps must be a finite radius > 0, got ${JSON.stringify(v.eps)}`, { hint: 'Give eps in input units, e.g. --eps 0.3 for MNIST L∞.' });
   }
   const seed = numberFlag(v, 'seed', 0, 0, 2 ** 31 - 1, true);
   const examples = v.examples === undefined ? undefined : numberFlag(v, 'examples', 1, 1, 1e9, true);
   // The model runs in worker lanes by default (executionFlags); --threads, when given, also sets the threads of the
   // report's other work (shadow models, smoothing), which otherwise keeps onnxruntime's default.
-  const threads = v.threads === undefined ? undefined : numberFlag(v, 'threads', 0, 0, 1024, true);
+  const threads = threadsFlag(v);
   const exec = executionFlags(v);
   const workers = exec.workers;
   const laneThreads = threads === undefined ? exec.threads : undefined;

@@ -6,7 +6,7 @@ import { resolveTrainOptions, train, type EpochRecord, type TrainEvent } from '.
 import type { OptimizerName, Schedule } from '../nn/optim.js';
 import type { TrainResult } from '../nn/train.js';
 import type { RobustTrainResult } from '../evasion/defense/adversarial.js';
-import { numberFlag, parseFlags, printJson, required } from './args.js';
+import { checkParallelism, numberFlag, parseFlags, printJson, required, threadsFlag, workersFlag } from './args.js';
 import { loadDataFlag } from './common.js';
 import { checkEps } from '../evasion/evaluate/validate.js';
 
@@ -35,7 +35,8 @@ Options:
       --val SPEC            evaluate on this data after every epoch, e.g. mnist:test
       --threads T           onnxruntime intra-op threads (default: onnxruntime's choice)
       --workers W           worker threads that share every batch (data parallelism; default 1; networks with
-                            BatchNorm train on one)
+                            BatchNorm train on one); --threads and --workers are each at most the number
+                            of cores, their product at most twice that
       --save-npz W.npz      also write the weights as .npz (PyTorch names and layouts)
       --json                print one JSON object (the training record)
 
@@ -151,20 +152,26 @@ export async function run(argv: string[]): Promise<number> {
   parseDataSpec(dataSpec);
   if (typeof v.val === 'string') parseDataSpec(v.val);
   const optimizer = (typeof v.optimizer === 'string' ? v.optimizer : 'adam') as OptimizerName;
+  if (!['sgd', 'adam', 'adamw'].includes(optimizer)) throw new BulwarkError('BULWARK_E_ARG', `--optimizer must be sgd, adam or adamw, got ${JSON.stringify(optimizer)}`);
+  const lr = numberFlag(v, 'lr', 3e-3);
+  if (!(lr > 0)) throw new BulwarkError('BULWARK_E_ARG', `--lr must be > 0, got ${v.lr}`);
+  const labelSmoothing = numberFlag(v, 'label-smoothing', 0, 0, 1);
+  if (!(labelSmoothing < 1)) throw new BulwarkError('BULWARK_E_ARG', `--label-smoothing must be in [0, 1), got ${v['label-smoothing']}`);
   const seed = numberFlag(v, 'seed', 0, 0, 2 ** 32 - 1, true);
   const weightDecay = v['weight-decay'] === undefined ? undefined : numberFlag(v, 'weight-decay', 0, 0);
-  const threads = v.threads === undefined ? undefined : numberFlag(v, 'threads', 0, 0, 1024, true);
-  const workers = v.workers === undefined ? undefined : numberFlag(v, 'workers', 1, 1, 256, true);
+  const threads = threadsFlag(v);
+  const workers = workersFlag(v);
+  checkParallelism(threads, workers);
   const warmup = numberFlag(v, 'warmup', 0, 0, Infinity, true);
   const scheduleText = typeof v.schedule === 'string' ? v.schedule : 'onecycle';
   const base = {
-    epochs: numberFlag(v, 'epochs', 3, -Infinity, Infinity),
-    batchSize: numberFlag(v, 'batch-size', 64, -Infinity, Infinity),
-    lr: numberFlag(v, 'lr', 3e-3),
+    epochs: numberFlag(v, 'epochs', 3, 1, 1e6, true),
+    batchSize: numberFlag(v, 'batch-size', 64, 1, 1 << 20, true),
+    lr,
     optimizer,
     momentum: numberFlag(v, 'momentum', 0.9, 0, 1),
     nesterov: v.nesterov === true,
-    labelSmoothing: numberFlag(v, 'label-smoothing', 0),
+    labelSmoothing,
     seed,
     progress: !json,
     ...(weightDecay === undefined ? {} : { weightDecay }),

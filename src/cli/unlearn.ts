@@ -1,6 +1,6 @@
 import { BulwarkError } from '../core/errors.js';
 import { readFileChecked } from '../core/fsio.js';
-import { numberFlag, parseFlags, printJson, required } from './args.js';
+import { numberFlag, parseFlags, printJson, required, threadsFlag } from './args.js';
 
 const HELP = `bulwark unlearn --sisa DIR --forget IDS.json [--data SPEC] [--json]
 bulwark unlearn --train --data SPEC --out DIR [--shards S] [--slices R] [--arch A] [--epochs E] [--lr LR]
@@ -29,6 +29,7 @@ export async function run(argv: string[]): Promise<number> {
     if (v['sisa'] || v['forget']) throw new BulwarkError('BULWARK_E_USAGE', '--train makes a new ensemble; it does not take --sisa or --forget', { hint: `usage:\n${HELP}` });
     const spec = required(v, 'data', HELP);
     const out = required(v, 'out', HELP);
+    const threads = threadsFlag(v);
     const opts = {
       shards: numberFlag(v, 'shards', 4, 1, 1024, true),
       slices: numberFlag(v, 'slices', 4, 1, 1024, true),
@@ -38,7 +39,7 @@ export async function run(argv: string[]): Promise<number> {
       seed: numberFlag(v, 'seed', 0, 0, 2 ** 32 - 1, true),
       arch: (v['arch'] as string | undefined) ?? 'mlp',
       dataSpec: spec,
-      ...(v['threads'] === undefined ? {} : { threads: numberFlag(v, 'threads', 0, 0, 256, true) }),
+      ...(threads === undefined ? {} : { threads }),
     };
     const data = await loadDataFlag(spec);
     const ens = await SisaEnsemble.train(data, out, opts);

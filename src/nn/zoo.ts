@@ -104,7 +104,7 @@ export const ARCH_SPEC_GRAMMAR = `An architecture spec is a comma-separated list
   bn                               batch normalization (2-d after convs, 1-d after dense)
   dropout:<p>                      dropout with probability p in [0, 1)
   relu | leakyrelu[:<alpha>] | tanh | sigmoid | gelu | flatten
-The last layer must give [K] class logits (end with dense:<K>). Layers are named by kind and position
+The last layer must be dense:<K>, giving the K >= 2 class logits. Layers are named by kind and position
 (conv1, conv2, fc1, bn1, ...). Example: conv:32x3p1,relu,maxpool:2,flatten,dense:10`;
 
 function specError(spec: string, message: string): never {
@@ -214,6 +214,12 @@ export function parseArchSpec(spec: string, inputShape: number[]): Layer[] {
     }
     layers.push(layer);
   }
+  // The grammar's rule, enforced: a spec ending elsewhere (flatten,relu) would train a parameter-free "classifier"
+  // with one class per input feature.
+  const last = tokens.at(-1)!;
+  const k = /^(?:dense|fc|linear):(\d+)$/.exec(last)?.[1];
+  if (k === undefined) specError(spec, `the last layer must be dense:<K> (the K class logits), got ${JSON.stringify(last)}`);
+  if (Number(k) < 2) specError(spec, `the last layer ${last} gives ${k} class; a classifier needs dense:<K> with K >= 2`);
   return layers;
 }
 

@@ -132,9 +132,12 @@ export async function runAssessment(opts: AssessmentOptions): Promise<Report> {
   const t0 = performance.now();
   const selection = opts.only ? parseSections(opts.only, opts.sections ?? SECTION_PROVIDERS) : undefined;
   const providers = selection?.providers ?? opts.sections ?? SECTION_PROVIDERS;
+  // Gates may name the metric of a section left out by `only`: it is not measured, so its gate fails (exit 1);
+  // only a name no section reports is refused.
+  const known = gateMetrics(opts.sections ?? SECTION_PROVIDERS);
   const gates = [
-    ...(opts.gates ?? []).map((g) => (typeof g === 'string' ? parseGates([g], gateMetrics(providers))[0]! : g)),
-    ...parseGates(opts.failOver ?? [], gateMetrics(providers), 'fail-over'),
+    ...(opts.gates ?? []).map((g) => (typeof g === 'string' ? parseGates([g], known)[0]! : g)),
+    ...parseGates(opts.failOver ?? [], known, 'fail-over'),
   ];
   if (opts.sigma !== undefined) checkSigma(opts.sigma);
   if (opts.shadows !== undefined && (!Number.isSafeInteger(opts.shadows) || opts.shadows < 2 || opts.shadows % 2 !== 0)) {

@@ -39,7 +39,9 @@ export function parseGates(specs: string[], known: readonly string[], op: 'fail-
     if (!known.includes(metric)) throw new BulwarkError('BULWARK_E_GATE', `${flag}: unknown metric ${JSON.stringify(metric)}; the assessment reports ${known.join(', ')}`, { hint });
     const text = m[2]!;
     const pct = text.endsWith('%');
-    const value = Number(pct ? text.slice(0, -1) : text) / (pct ? 100 : 1);
+    const digits = pct ? text.slice(0, -1) : text;
+    // plain decimal or scientific notation only (Number() would also take 0x10, 0b1 and Infinity)
+    const value = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(digits) ? Number(digits) / (pct ? 100 : 1) : NaN;
     if (!Number.isFinite(value)) throw new BulwarkError('BULWARK_E_GATE', `${flag} ${metric}: ${JSON.stringify(text)} is not a number`, { hint });
     if (FRACTIONS.has(metric) && (value < 0 || value > 1)) throw new BulwarkError('BULWARK_E_GATE', `${flag} ${metric}=${text}: ${metric} is a fraction, so its gate is a value in [0, 1] (or a percentage like 90%)`, { hint });
     if (!FRACTIONS.has(metric) && value < 0) throw new BulwarkError('BULWARK_E_GATE', `${flag} ${metric}=${text}: the value must be >= 0`, { hint });
@@ -52,7 +54,7 @@ export function evaluateGates(gates: Gate[], sections: ReportSection[]): GateRes
   return gates.map((g) => {
     const owner = sections.find((s) => g.metric in s.metrics);
     const actual = owner ? owner.metrics[g.metric]! : null;
-    if (actual === null) return { ...g, actual, passed: false, message: `${g.metric} was not measured (its section did not run), so the gate fails` };
+    if (actual === null) return { ...g, actual, passed: false, message: `${g.metric} was not measured (its section or part did not run, or --sections left it out), so the gate fails` };
     if (g.op === 'fail-over') {
       const ok = actual <= g.value;
       return { ...g, actual, passed: ok, message: `${g.metric} ${fmt(actual)} ${ok ? '<=' : '>'} ${fmt(g.value)}: ${ok ? 'passed' : 'failed'}` };

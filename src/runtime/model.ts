@@ -368,7 +368,8 @@ export class OnnxModel implements Model {
     });
   }
 
-  private checkInput(x: Float32Tensor): void {
+  /** Throws BULWARK_E_DTYPE/SHAPE/NONFINITE unless `x` is a finite float32 batch of the model's input shape. */
+  checkInput(x: Float32Tensor): void {
     if (!(x.data instanceof Float32Array)) throw new BulwarkError('BULWARK_E_DTYPE', 'input must be float32');
     if (this.inputShape.length === 0) {
       const declared = realInputs(this.graph)[0]?.shape;
@@ -407,7 +408,8 @@ export class OnnxModel implements Model {
     }
   }
 
-  private checkLabels(labels: ArrayLike<number>, n: number, what: string): void {
+  /** Throws BULWARK_E_LABELS unless `labels` has `n` class ids in [0, numClasses) (`what` names them in the message). */
+  checkLabels(labels: ArrayLike<number>, n: number, what: string): void {
     if (labels.length !== n) throw new BulwarkError('BULWARK_E_LABELS', `${what} has ${labels.length} entries for ${n} inputs`);
     const k = this.numClasses;
     for (let i = 0; i < labels.length; i++) {

@@ -96,6 +96,10 @@ test('architecture errors: unknown names and bad specs are BULWARK_E_ARCH', () =
   assert.throws(() => buildArch('conv:8x3,warp,flatten,dense:10'), isArch);
   assert.throws(() => buildArch('conv:8x3,dense:10'), isArch, 'dense on an unflattened input');
   assert.throws(() => buildArch('conv:8x3,relu'), isArch, 'no logits at the end');
+  assert.throws(() => buildArch('flatten,relu'), (e: Error) => isArch(e) && /the last layer must be dense:<K>.*got "relu"/.test(e.message), 'a parameter-free net with one class per pixel');
+  assert.throws(() => buildArch('flatten,dense:10,relu'), /the last layer must be dense:<K>/);
+  assert.throws(() => buildArch('flatten,dense:1'), /K >= 2/);
+  assert.equal(buildArch('flatten,dense:16,relu,dense:3').numClasses, 3);
   assert.throws(() => buildArch('conv:8x30,flatten,dense:10'), isArch, 'kernel larger than the image');
   assert.throws(() => buildArch('dropout:1.5,flatten,dense:10'), isArch);
   assert.throws(() => buildArch('conv:6x3g4,flatten,dense:10'), isArch, 'groups must divide channels');

@@ -273,8 +273,8 @@ Common options:
 Remote model options (--model URL only):
   --timeout SECONDS         time one attempt may take, connect to last byte (default 30)
   --retries N               retries after a timeout, network error, 5xx or 429 (default 3; 0 = one attempt)
-  --max-response-bytes B    largest response accepted (default: 1 MiB + 64 bytes per expected output value,
-                            at most 64 MiB)
+  --max-response-bytes B    largest response accepted (default: 1 MiB + 64 bytes per expected output
+                            value, up to 64 MiB)
   --header 'Name: value'    extra request header, repeatable (e.g. 'Authorization: Bearer <token>'). Values on
                             the command line show in the process list: put secret headers in the environment
                             variable ${REMOTE_HEADERS_ENV} instead, one 'Name: value' per line (--header wins

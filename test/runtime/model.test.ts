@@ -152,7 +152,7 @@ test('commands run a model in one worker lane per core (up to 4) unless --thread
   assert.deepEqual(executionFlags({}), defaultLanes());
   assert.deepEqual(executionFlags({ threads: '2' }), { threads: 2, workers: 1 });
   assert.deepEqual(executionFlags({ threads: '0' }), { threads: 0, workers: 1 });
-  assert.deepEqual(executionFlags({ workers: '3' }), { threads: undefined, workers: 3 });
+  assert.deepEqual(executionFlags({ workers: '2' }), { threads: undefined, workers: 2 });
   assert.deepEqual(executionFlags({ workers: '2', threads: '1' }), { threads: 1, workers: 2 });
   assert.throws(() => executionFlags({ workers: '0' }), (e: unknown) => e instanceof BulwarkError && /--workers/.test(e.message));
 });

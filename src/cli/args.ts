@@ -1,3 +1,4 @@
+import { redactUrl } from '../core/urls.js';
 import { availableParallelism } from 'node:os';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { BulwarkError } from '../core/errors.js';
@@ -70,7 +71,7 @@ function refuseRepeats(tokens: readonly { kind: string; name?: string; value?: s
   }
   for (const [name, values] of seen) {
     if (values.length > 1) {
-      throw new BulwarkError('BULWARK_E_USAGE', `--${name} is given ${values.length} times (${values.map((v) => JSON.stringify(v)).join(', ')}); it takes one value`, { hint: `Give --${name} once; \`bulwark <command> --help\` says which flags repeat.` });
+      throw new BulwarkError('BULWARK_E_USAGE', `--${name} is given ${values.length} times (${values.map((v) => JSON.stringify(v === undefined ? v : redactUrl(v))).join(', ')}); it takes one value`, { hint: `Give --${name} once; \`bulwark <command> --help\` says which flags repeat.` });
     }
   }
 }

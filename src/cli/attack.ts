@@ -12,7 +12,7 @@ import { writeNpy } from '../data/npy.js';
 import { dataSpecFiles } from '../data/spec.js';
 import type { AttackDefinition, AttackResult, Criterion, Model, Norm } from '../evasion/types.js';
 import { numberFlag, parseFlags, printJson, required, type OptionSpec } from './args.js';
-import { MODEL_FLAGS, checkInputFlags, inputsFromFlags, modelFromFlags, readLabels } from './common.js';
+import { MODEL_FLAGS, REMOTE_FLAGS, REMOTE_HELP, checkInputFlags, inputsFromFlags, modelFromFlags, readLabels, refuseRemoteFlags, remoteOptions } from './common.js';
 
 /** Parsed flag values with typed accessors (shared by every row of the table). */
 export class AttackFlags {
@@ -209,17 +209,6 @@ export const ATTACKS: Record<string, CliAttack> = {
   },
 };
 
-/** Transport flags of a remote --model (a KServe v2 URL); refused with a model file. */
-const REMOTE_FLAGS = {
-  timeout: { type: 'string' },
-  retries: { type: 'string' },
-  'max-response-bytes': { type: 'string' },
-  header: { type: 'string', multiple: true },
-} as const;
-
-/** Environment variable with extra request headers for a remote --model, one `Name: value` per line. */
-export const REMOTE_HEADERS_ENV = 'BULWARK_REMOTE_HEADERS';
-
 /** Flags every attack takes. */
 const COMMON_FLAGS = {
   ...MODEL_FLAGS,
@@ -270,16 +259,7 @@ Common options:
                         number of cores, T x W at most twice that; for a URL --batch-size is the examples per
                         request, default 64)
 
-Remote model options (--model URL only):
-  --timeout SECONDS         time one attempt may take, connect to last byte (default 30)
-  --retries N               retries after a timeout, network error, 5xx or 429 (default 3; 0 = one attempt)
-  --max-response-bytes B    largest response accepted (default: 1 MiB + 64 bytes per expected output
-                            value, up to 64 MiB)
-  --header 'Name: value'    extra request header, repeatable (e.g. 'Authorization: Bearer <token>'). Values on
-                            the command line show in the process list: put secret headers in the environment
-                            variable ${REMOTE_HEADERS_ENV} instead, one 'Name: value' per line (--header wins
-                            for the same name). Header values are never printed. Credentials in the URL
-                            (user:pass@) and redirects are refused.
+${REMOTE_HELP}
 
 Attack options:
 ${Object.entries(ATTACK_OPTIONS).map(([k, o]) => `  ${`--${k}${o.spec.type === 'string' ? ' V' : ''}`.padEnd(optWidth)}  ${o.help}`).join('\n')}
@@ -290,25 +270,17 @@ See docs/ATTACKS.md for every option, its default and the paper it comes from.`;
 /** Loads the model of --model: an ONNX file, or an Open Inference Protocol (KServe v2) URL. */
 export async function loadTargetModel(values: Record<string, unknown>, helpText: string): Promise<Model & { dispose?(): Promise<void> }> {
   const where = required(values, 'model', helpText);
-  const { isRemoteModelUrl, connectRemoteModel, parseHeaderLines } = await import('../runtime/remote.js');
+  const { isRemoteModelUrl, connectRemoteModel } = await import('../runtime/remote.js');
   if (!isRemoteModelUrl(where)) {
-    const stray = Object.keys(REMOTE_FLAGS).find((k) => values[k] !== undefined);
-    if (stray) throw new BulwarkError('BULWARK_E_USAGE', `--${stray} applies to a remote model; --model ${JSON.stringify(where)} is a file`, { hint: 'Give --model http(s)://host/v2/models/NAME, or drop the remote model options.' });
+    refuseRemoteFlags(values, where);
     return modelFromFlags(values, where);
   }
   const kind = values['output-kind'];
   if (kind !== undefined && kind !== 'auto' && kind !== 'logits' && kind !== 'probs') throw new BulwarkError('BULWARK_E_ARG', `--output-kind must be auto, logits or probs, got ${JSON.stringify(kind)}`);
-  const envHeaders = process.env[REMOTE_HEADERS_ENV];
-  const headers = parseHeaderLines(envHeaders === undefined ? [] : envHeaders.split('\n'), (i) => `${REMOTE_HEADERS_ENV} line ${i + 1}`);
-  parseHeaderLines((values['header'] as string[] | undefined) ?? [], (i) => `--header #${i + 1}`, headers);
   const remote = await connectRemoteModel(where, {
     outputKind: kind === 'probs' ? 'probs' : 'logits',
     maxBatchSize: numberFlag(values, 'batch-size', 64, 1, 1 << 16, true),
-    ...(values['timeout'] === undefined ? {} : { timeoutMs: Math.max(1, Math.round(1000 * numberFlag(values, 'timeout', 30, 0.001, 86400))) }),
-    ...(values['retries'] === undefined ? {} : { retries: numberFlag(values, 'retries', 3, 0, 100, true) }),
-    // below V8's longest string (~512 MiB), which the body becomes
-    ...(values['max-response-bytes'] === undefined ? {} : { maxResponseBytes: numberFlag(values, 'max-response-bytes', 0, 1, 500 * 2 ** 20, true) }),
-    headers,
+    ...(await remoteOptions(values)),
   });
   return Object.assign(remote, { dispose: async () => remote.close() });
 }

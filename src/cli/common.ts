@@ -1,3 +1,4 @@
+import { redactUrl, urlScheme } from '../core/urls.js';
 import { BulwarkError, namingFlag, namingFlagSync } from '../core/errors.js';
 import { toFloat32Checked, type Float32Tensor, type Tensor } from '../core/tensor.js';
 import { readNpy } from '../data/npy.js';
@@ -5,6 +6,7 @@ import { fitLayout } from '../data/layout.js';
 import { loadData, type Dataset } from '../data/spec.js';
 import { classIds } from '../data/labels.js';
 import { loadModel, type OnnxModel } from '../runtime/model.js';
+import type { RemoteModelOptions } from '../runtime/remote.js';
 import { defaultLanes } from '../runtime/workers.js';
 import { checkParallelism, numberFlag, threadsFlag, workersFlag } from './args.js';
 
@@ -35,18 +37,62 @@ export function executionFlags(values: Record<string, unknown>): { threads: numb
  * reporting "model file not found" for them.
  */
 export function checkLocalModel(where: string, flag = '--model'): void {
-  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(where)?.[1];
-  // one letter before the colon is a Windows drive (C:\models\m.onnx), not a scheme
-  if (scheme === undefined || scheme.length < 2) return;
-  if (/^https?$/i.test(scheme)) {
-    throw new BulwarkError('BULWARK_E_USAGE', `${flag} ${where}: this command runs a local ONNX file, not a remote endpoint`, {
+  const scheme = urlScheme(where);
+  if (scheme === undefined) return;
+  const shown = redactUrl(where);
+  if (scheme === 'http' || scheme === 'https') {
+    throw new BulwarkError('BULWARK_E_USAGE', `${flag} ${shown}: this command runs a local ONNX file, not a remote endpoint`, {
       hint: 'KServe v2 endpoints work with the black-box attacks (bulwark attack square|hsj|nes --model URL) and bulwark extract; download the ONNX file to assess it here.',
     });
   }
-  throw new BulwarkError('BULWARK_E_REMOTE_URL', `${flag} ${where}: ${scheme}: URLs are not supported; give a local ONNX file path`, {
+  throw new BulwarkError('BULWARK_E_REMOTE_URL', `${flag} ${shown}: ${scheme}: URLs are not supported; give a local ONNX file path`, {
     hint: 'Give a path to an .onnx file; the black-box attacks and extract also take http(s)://host[:port]/v2/models/<name>.',
   });
 }
+
+/** Transport flags of a remote --model (a KServe v2 URL): attack and extract; refused with a model file. */
+export const REMOTE_FLAGS = {
+  timeout: { type: 'string' },
+  retries: { type: 'string' },
+  'max-response-bytes': { type: 'string' },
+  header: { type: 'string', multiple: true },
+} as const;
+
+/** Environment variable with extra request headers for a remote --model, one `Name: value` per line. */
+export const REMOTE_HEADERS_ENV = 'BULWARK_REMOTE_HEADERS';
+
+/** Refuses the remote transport flags when --model is a file. */
+export function refuseRemoteFlags(values: Record<string, unknown>, where: string): void {
+  const stray = Object.keys(REMOTE_FLAGS).find((k) => values[k] !== undefined);
+  if (stray) throw new BulwarkError('BULWARK_E_USAGE', `--${stray} applies to a remote model; --model ${JSON.stringify(redactUrl(where))} is a file`, { hint: 'Give --model http(s)://host/v2/models/NAME, or drop the remote model options.' });
+}
+
+/** The client options of the remote transport flags and BULWARK_REMOTE_HEADERS (header values are never printed). */
+export async function remoteOptions(values: Record<string, unknown>): Promise<Pick<RemoteModelOptions, 'timeoutMs' | 'retries' | 'maxResponseBytes' | 'headers'>> {
+  const { parseHeaderLines } = await import('../runtime/remote.js');
+  const envHeaders = process.env[REMOTE_HEADERS_ENV];
+  const headers = parseHeaderLines(envHeaders === undefined ? [] : envHeaders.split('\n'), (i) => `${REMOTE_HEADERS_ENV} line ${i + 1}`);
+  parseHeaderLines((values['header'] as string[] | undefined) ?? [], (i) => `--header #${i + 1}`, headers);
+  return {
+    ...(values['timeout'] === undefined ? {} : { timeoutMs: Math.max(1, Math.round(1000 * numberFlag(values, 'timeout', 30, 0.001, 86400))) }),
+    ...(values['retries'] === undefined ? {} : { retries: numberFlag(values, 'retries', 3, 0, 100, true) }),
+    // below V8's longest string (~512 MiB), which the body becomes
+    ...(values['max-response-bytes'] === undefined ? {} : { maxResponseBytes: numberFlag(values, 'max-response-bytes', 0, 1, 500 * 2 ** 20, true) }),
+    headers,
+  };
+}
+
+/** --help lines for the remote transport flags. */
+export const REMOTE_HELP = `Remote model options (--model URL only):
+  --timeout SECONDS         time one attempt may take, connect to last byte (default 30)
+  --retries N               retries after a timeout, network error, 5xx or 429 (default 3; 0 = one attempt)
+  --max-response-bytes B    largest response accepted (default: 1 MiB + 64 bytes per expected output
+                            value, up to 64 MiB)
+  --header 'Name: value'    extra request header, repeatable (e.g. 'Authorization: Bearer <token>'). Values on
+                            the command line show in the process list: put secret headers in the environment
+                            variable ${REMOTE_HEADERS_ENV} instead, one 'Name: value' per line (--header wins
+                            for the same name). Header values are never printed. Credentials in the URL
+                            (user:pass@) and redirects are refused.`;
 
 /** Loads a local ONNX model named by `flag`, refusing URLs and naming the flag in file errors. */
 export function loadModelFlag(modelPath: string, options: Parameters<typeof loadModel>[1], flag = '--model'): Promise<OnnxModel> {

@@ -3,7 +3,7 @@ import { refuseOutputOverInput, writeFileAtomic } from '../core/fsio.js';
 import { dataSpecFiles } from '../data/spec.js';
 import type { Model } from '../runtime/model.js';
 import { numberFlag, parseFlags, printJson, required } from './args.js';
-import { MODEL_FLAGS, loadDataFlag, modelFromFlags } from './common.js';
+import { MODEL_FLAGS, REMOTE_FLAGS, REMOTE_HELP, loadDataFlag, modelFromFlags, refuseRemoteFlags, remoteOptions } from './common.js';
 
 const HELP = `bulwark extract --model M.onnx|URL --budget Q --strategy random|adaptive|jacobian --out CLONE.onnx
                 [--pool SPEC] [--seed-data SPEC] [--eval SPEC] [--checkpoints Q1,Q2,...] [--arch A] [--epochs E]
@@ -17,13 +17,16 @@ Model extraction: clone a model through its prediction API and report how well t
                     (default mnist:test[0:150]), step --lambda (default 0.1)
 --model takes an ONNX file or an Open Inference Protocol (KServe v2) URL http(s)://host/v2/models/<name>; for a URL
 the budget is enforced by the client. --eval (default mnist:test[0:1000]) measures fidelity (agreement with the
-victim) and accuracy; its queries are reported apart. The clone is written as ONNX to --out.`;
+victim) and accuracy; its queries are reported apart. The clone is written as ONNX to --out.
+
+${REMOTE_HELP}`;
 
 /** `bulwark extract`: Knockoff Nets or Jacobian augmentation against a local or remote model. */
 export async function run(argv: string[]): Promise<number> {
   const p = parseFlags(argv, {
     ...MODEL_FLAGS, budget: { type: 'string' }, strategy: { type: 'string' }, out: { type: 'string' }, pool: { type: 'string' }, 'seed-data': { type: 'string' },
     eval: { type: 'string' }, checkpoints: { type: 'string' }, arch: { type: 'string' }, epochs: { type: 'string' }, lambda: { type: 'string' }, seed: { type: 'string' }, json: { type: 'boolean' },
+    ...REMOTE_FLAGS,
   }, HELP);
   if (!p) return 0;
   const v = p.values;
@@ -47,10 +50,11 @@ export async function run(argv: string[]): Promise<number> {
   const evalSet = await loadDataFlag(evalSpec, '--eval');
   if (isRemoteModelUrl(target)) {
     // The client's budget covers the attack and the evaluation queries.
-    const remote = await connectRemoteModel(target, { maxQueries: budget + evalSet.x.shape[0]! });
+    const remote = await connectRemoteModel(target, { maxQueries: budget + evalSet.x.shape[0]!, ...(await remoteOptions(v)) });
     victim = remote;
     close = async () => remote.close();
   } else {
+    refuseRemoteFlags(v, target);
     const local = await modelFromFlags(v, target);
     victim = local;
     close = () => local.dispose();

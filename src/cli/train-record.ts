@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { checkWritable, refuseOutputOverInput, writeFilesAtomic } from '../core/fsio.js';
+import { checkWritable, refuseCollidingOutputs, refuseOutputOverInput, writeFilesAtomic } from '../core/fsio.js';
 import { encodeNpz } from '../data/npy.js';
 import { dataSpecFiles } from '../data/spec.js';
 import type { Dataset } from '../data/index.js';
@@ -39,6 +39,7 @@ export interface TrainRecordInput {
 export function checkTrainingOutputs(out: string, savePath: unknown, dataSpec: string, valSpec: unknown): void {
   const outputs: [string, string][] = [['--out', out], ['--out', `${out}.train.json`]];
   if (typeof savePath === 'string') outputs.push(['--save-npz', savePath]);
+  refuseCollidingOutputs(outputs);
   refuseOutputOverInput(outputs, [...dataSpecFiles(dataSpec).map((f): [string, string] => ['--data', f]), ...dataSpecFiles(valSpec).map((f): [string, string] => ['--val', f])]);
   for (const [flag, file] of outputs) checkWritable(file, flag);
 }

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { BulwarkError } from './errors.js';
-import { makeDirs, unreplaceableReason } from './fsio.js';
+import { makeDirs, removeEmptyDirs, unreplaceableReason } from './fsio.js';
 
 /** A temporary file that becomes `target` on {@link AtomicFile.commit}. */
 export class AtomicFile {
@@ -20,6 +20,8 @@ export class AtomicFile {
     readonly tempPath: string,
     private readonly handle: fs.promises.FileHandle,
     private readonly what: string,
+    /** Folders create() made for the target, removed again by abort() when left empty. */
+    private readonly created: string[] = [],
   ) {}
 
   /**
@@ -32,14 +34,16 @@ export class AtomicFile {
   static async create(target: string, mode: number, what: string): Promise<AtomicFile> {
     const abs = path.resolve(target);
     const dir = path.dirname(abs);
+    const created: string[] = [];
     try {
-      makeDirs(dir);
+      makeDirs(dir, created);
       const reason = unreplaceableReason(abs);
       if (reason) throw new Error(reason);
       const tmp = path.join(dir, `.${path.basename(abs)}.${randomBytes(8).toString('hex')}.tmp`);
       const handle = await fs.promises.open(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, mode);
-      return new AtomicFile(abs, tmp, handle, what);
+      return new AtomicFile(abs, tmp, handle, what, created);
     } catch (e) {
+      removeEmptyDirs(created);
       throw new BulwarkError('BULWARK_E_FILE_WRITE', `${what}: cannot create ${target}: ${(e as Error).message}`);
     }
   }
@@ -110,6 +114,8 @@ export class AtomicFile {
       await this.handle.close().catch(() => undefined);
     }
     await fs.promises.rm(this.tempPath, { force: true }).catch(() => undefined);
+    // After a commit the folders hold the target and are not empty, so this removes nothing then.
+    removeEmptyDirs(this.created);
   }
 }
 

@@ -31,10 +31,12 @@ export function readFileChecked(file: string, what: string, maxBytes = 8 * 1024 
 /**
  * Creates a folder and its missing parents one level at a time (mkdir without `recursive`): Node's recursive mkdir
  * never returns for some paths (a missing folder under /proc spins forever), while a single mkdir fails at once.
- * @returns the folders it created, outermost first
+ * @param created the folders made are pushed here as they are made (so a caller still learns them when a deeper
+ *   level fails)
+ * @returns `created`: the folders it made, outermost first
  * @throws Error (a Node error) when a level cannot be created or a parent is not a folder
  */
-export function makeDirs(dir: string): string[] {
+export function makeDirs(dir: string, created: string[] = []): string[] {
   const missing: string[] = [];
   let d = path.resolve(dir);
   for (;;) {
@@ -54,7 +56,6 @@ export function makeDirs(dir: string): string[] {
     if (parent === d) break;
     d = parent;
   }
-  const created: string[] = [];
   for (const m of missing.reverse()) {
     try {
       fs.mkdirSync(m);
@@ -122,6 +123,45 @@ export function checkWritable(file: string, what: string): void {
   }
 }
 
+/** A file's identity for comparisons: its real path, and device and inode when it exists. */
+function fileIdentity(p: string): { real: string; dev?: number; ino?: number } {
+  const abs = path.resolve(p);
+  try {
+    const st = fs.statSync(abs);
+    return { real: fs.realpathSync(abs), dev: st.dev, ino: st.ino };
+  } catch {
+    // Missing: resolve the folder's links so dir-link/x and dir/x compare equal.
+    try {
+      return { real: path.join(fs.realpathSync(path.dirname(abs)), path.basename(abs)) };
+    } catch {
+      return { real: abs };
+    }
+  }
+}
+
+function sameFile(a: ReturnType<typeof fileIdentity>, b: ReturnType<typeof fileIdentity>): boolean {
+  return a.real === b.real || (a.ino !== undefined && a.dev === b.dev && a.ino === b.ino);
+}
+
+/**
+ * Refuses two outputs of one command that are the same file (`--out m.onnx --save-npz m.onnx`): the later write
+ * would silently replace the earlier.
+ * @param outputs [flag, path] of each output file
+ * @throws BulwarkError BULWARK_E_ARG naming both flags
+ */
+export function refuseCollidingOutputs(outputs: [string, string][]): void {
+  const ids = outputs.map(([, p]) => fileIdentity(p));
+  for (let i = 0; i < outputs.length; i++) {
+    for (let j = i + 1; j < outputs.length; j++) {
+      if (sameFile(ids[i]!, ids[j]!)) {
+        throw new BulwarkError('BULWARK_E_ARG', `${outputs[j]![0]} ${outputs[j]![1]} is the same file as ${outputs[i]![0]} ${outputs[i]![1]}; each output needs its own path`, {
+          hint: 'Give the outputs different paths (the training record is always M.onnx.train.json beside --out M.onnx).',
+        });
+      }
+    }
+  }
+}
+
 /**
  * Refuses an output path that is one of the command's input files (the same path after links are resolved, or
  * the same device and inode), so `--out` can never replace the model or the data it was computed from.
@@ -130,30 +170,26 @@ export function checkWritable(file: string, what: string): void {
  * @throws BulwarkError BULWARK_E_ARG naming both flags
  */
 export function refuseOutputOverInput(outputs: [string, string][], inputs: [string, string | undefined][]): void {
-  const identity = (p: string): { real: string; dev?: number; ino?: number } => {
-    const abs = path.resolve(p);
-    try {
-      const st = fs.statSync(abs);
-      return { real: fs.realpathSync(abs), dev: st.dev, ino: st.ino };
-    } catch {
-      // Missing: resolve the folder's links so dir-link/x and dir/x compare equal.
-      try {
-        return { real: path.join(fs.realpathSync(path.dirname(abs)), path.basename(abs)) };
-      } catch {
-        return { real: abs };
-      }
-    }
-  };
-  const ins = inputs.filter((i): i is [string, string] => typeof i[1] === 'string' && i[1].length > 0).map(([flag, p]) => ({ flag, p, id: identity(p) }));
+  const ins = inputs.filter((i): i is [string, string] => typeof i[1] === 'string' && i[1].length > 0).map(([flag, p]) => ({ flag, p, id: fileIdentity(p) }));
   for (const [oflag, o] of outputs) {
-    const oid = identity(o);
+    const oid = fileIdentity(o);
     for (const i of ins) {
-      const same = oid.real === i.id.real || (oid.ino !== undefined && oid.dev === i.id.dev && oid.ino === i.id.ino);
-      if (same) {
+      if (sameFile(oid, i.id)) {
         throw new BulwarkError('BULWARK_E_ARG', `${oflag} ${o} is the input file given by ${i.flag} (${i.p}); refusing to overwrite it`, {
           hint: 'Write the output to another path; an output never replaces one of the command\'s inputs.',
         });
       }
+    }
+  }
+}
+
+/** Removes folders a failed write made, innermost first; one that is no longer empty is left. */
+export function removeEmptyDirs(created: string[]): void {
+  for (const d of [...created].reverse()) {
+    try {
+      fs.rmdirSync(d);
+    } catch {
+      // not empty (something else wrote there meanwhile): leave it
     }
   }
 }
@@ -177,6 +213,7 @@ export function writeFileAtomic(file: string, data: Uint8Array | string, what = 
  * @throws BulwarkError BULWARK_E_FILE_WRITE
  */
 export function writeFilesAtomic(files: { file: string; data: Uint8Array | string }[], what = 'output file'): void {
+  refuseCollidingOutputs(files.map((f): [string, string] => [what, f.file]));
   const created: string[] = [];
   const temps: { tmp: string; file: string }[] = [];
   let current = files[0]?.file ?? '';
@@ -184,7 +221,7 @@ export function writeFilesAtomic(files: { file: string; data: Uint8Array | strin
     for (const f of files) {
       current = f.file;
       const dir = path.dirname(path.resolve(f.file));
-      created.push(...makeDirs(dir));
+      makeDirs(dir, created);
       const reason = unreplaceableReason(f.file);
       if (reason) throw new Error(reason);
       const tmp = path.join(dir, `.${path.basename(f.file)}.${randomBytes(6).toString('hex')}.tmp`);
@@ -199,13 +236,7 @@ export function writeFilesAtomic(files: { file: string; data: Uint8Array | strin
     }
   } catch (e) {
     for (const t of temps) fs.rmSync(t.tmp, { force: true });
-    for (const d of created.reverse()) {
-      try {
-        fs.rmdirSync(d);
-      } catch {
-        // not empty (something else wrote there meanwhile): leave it
-      }
-    }
+    removeEmptyDirs(created);
     throw new BulwarkError('BULWARK_E_FILE_WRITE', `${what}: cannot write ${current}: ${(e as Error).message}`);
   }
   for (let i = 0; i < temps.length; i++) {

@@ -114,7 +114,8 @@ export class OnnxModel implements Model {
     }
     if (graph.outputs.length < 1) throw new BulwarkError('BULWARK_E_MODEL', 'the model has no outputs');
     const out0 = graph.outputs[0]!;
-    if (out0.elemType !== ELEM.FLOAT && out0.elemType !== ELEM.DOUBLE && out0.elemType !== ELEM.FLOAT16) {
+    // An output without a declared type (0) is left to onnxruntime; a declared integer, bool or string type is refused.
+    if (out0.elemType !== 0 && out0.elemType !== ELEM.FLOAT && out0.elemType !== ELEM.DOUBLE && out0.elemType !== ELEM.FLOAT16) {
       throw new BulwarkError('BULWARK_E_MODEL', `the model's output ${JSON.stringify(out0.name)} is ${elemName(out0.elemType)}, not class scores: Bulwark's Model needs float scores [N, K] (logits or probabilities)`, {
         hint: 'Export the model without its final ArgMax (or label lookup), so that it outputs one score per class.',
       });

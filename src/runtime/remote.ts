@@ -8,6 +8,7 @@
  * counts queries exactly. Redirects are refused, never followed; credentials in the URL are refused (headers carry
  * them), and URLs are printed redacted. Only node:http / node:https are used.
  */
+import { redactUrl } from '../core/urls.js';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { BulwarkError } from '../core/errors.js';
@@ -113,22 +114,8 @@ export function parseRemoteUrl(url: string): RemoteAddress {
 /** Where request headers come from on the command line (named in hints). */
 const HEADER_HINT = "bulwark attack --header 'Authorization: Basic <base64 of user:password>', or the same line in the BULWARK_REMOTE_HEADERS environment variable to keep it out of the process list (library: the headers option)";
 
-/**
- * A URL as it may be printed: user:password@ becomes ***@ and a query string or fragment becomes ?… / #…
- * (tokens often ride there). Strings that do not parse lose everything up to their last @.
- * @example redactUrl('http://admin:s3cret@h:8080/v2/models/m') // 'http://***@h:8080/v2/models/m'
- */
-export function redactUrl(url: string): string {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    return url.includes('@') ? `***@${url.slice(url.lastIndexOf('@') + 1)}` : url;
-  }
-  if (u.username === '' && u.password === '' && !u.search && !u.hash && !url.includes('@')) return u.href;
-  const host = u.host === '' ? '' : `//${u.username !== '' || u.password !== '' ? '***@' : ''}${u.host}`;
-  return `${u.protocol}${host}${u.pathname}${u.search ? '?…' : ''}${u.hash ? '#…' : ''}`;
-}
+/** Redaction of URLs for messages lives in core/urls.ts; re-exported for the client's users. */
+export { redactUrl };
 
 /** Header names Bulwark sets itself or that change the framing; refused in the headers option. */
 const RESERVED_HEADERS = new Set(['host', 'content-length', 'content-type', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer', 'expect', 'proxy-connection']);

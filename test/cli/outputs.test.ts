@@ -76,3 +76,12 @@ test('--out that is one of the inputs is refused before anything is replaced', a
   // A different output path still works.
   assert.equal((await runCli('predict', '--model', model, '--input', x, '--out', path.join(tmp, 'p.npy'))).code, 0);
 });
+
+test('train refuses --save-npz on the model path or on its record, before training', async () => {
+  const data = trainset(path.join(tmp, 'collide.npz'));
+  const out = path.join(tmp, 'collide', 'm.onnx');
+  const args = ['train', '--arch', 'mlp', '--data', data, '--epochs', '1', '--out', out];
+  assertUserError(await runCli(...args, '--save-npz', out), 'BULWARK_E_ARG', /--save-npz .* is the same file as --out/);
+  assertUserError(await runCli(...args, '--save-npz', `${out}.train.json`), 'BULWARK_E_ARG', /is the same file as --out/);
+  assert.equal(fs.existsSync(out), false, 'nothing was trained or written');
+});

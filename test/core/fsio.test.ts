@@ -7,6 +7,7 @@ import { checkWritable, makeDirs, refuseOutputOverInput, writeFileAtomic, writeF
 import * as net from 'node:net';
 import { spawnSync } from 'node:child_process';
 import { AtomicFile } from '../../src/core/atomic.js';
+import { refuseCollidingOutputs } from '../../src/core/fsio.js';
 import { BulwarkError } from '../../src/core/errors.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bulwark-fsio-'));
@@ -125,4 +126,21 @@ test('an output that is one of the inputs is refused: same path, another spellin
   }
   refuseOutputOverInput([['--out', path.join(dir, 'p.npy')]], [['--model', model]]);
   assert.equal(fs.readFileSync(model, 'utf8'), 'model');
+});
+
+test('two outputs that are one file are refused, and an aborted AtomicFile removes the folders it made', async () => {
+  const dir = fs.mkdtempSync(path.join(tmp, 'collide-'));
+  assert.throws(() => refuseCollidingOutputs([['--out', path.join(dir, 'm.onnx')], ['--save-npz', path.join(dir, '.', 'm.onnx')]]), (e: unknown) => e instanceof BulwarkError && e.code === 'BULWARK_E_ARG' && /--save-npz .* is the same file as --out/.test(e.message));
+  refuseCollidingOutputs([['--out', path.join(dir, 'm.onnx')], ['--out', path.join(dir, 'm.onnx.train.json')]]);
+  assert.throws(() => writeFilesAtomic([{ file: path.join(dir, 'a.txt'), data: '1' }, { file: path.join(dir, 'a.txt'), data: '2' }]), /same file/);
+  assert.equal(fs.existsSync(path.join(dir, 'a.txt')), false);
+  const a = await AtomicFile.create(path.join(dir, 'new', 'deeper', 'x.bin'), 0o644, '--out');
+  await a.write(new Uint8Array([1]));
+  await a.abort();
+  assert.equal(fs.existsSync(path.join(dir, 'new')), false, 'the folders made for the aborted file are gone');
+  const b = await AtomicFile.create(path.join(dir, 'kept', 'x.bin'), 0o644, '--out');
+  await b.write(new Uint8Array([2]));
+  await b.commit();
+  await b.abort();
+  assert.deepEqual([...fs.readFileSync(path.join(dir, 'kept', 'x.bin'))], [2], 'abort after commit keeps the file and its folder');
 });

@@ -7,6 +7,7 @@
  * `BEGIN IMMEDIATE`; PostgreSQL a transaction-scoped advisory lock), so concurrent writers, in one process or many,
  * are serialized and a crash at any point leaves either the whole transaction or none of it.
  */
+import { redactUrl } from '../../core/urls.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BulwarkError } from '../../core/errors.js';
@@ -73,18 +74,7 @@ export function isPostgresUrl(url: string): boolean {
   return /^postgres(ql)?:\/\//i.test(url);
 }
 
-/** The URL with its password replaced, for messages and logs. */
-export function redactUrl(url: string): string {
-  if (!isPostgresUrl(url)) return url;
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    for (const k of [...u.searchParams.keys()]) if (/pass|secret|key/i.test(k)) u.searchParams.set(k, '***');
-    return u.toString();
-  } catch {
-    return 'postgres://(unparseable URL)';
-  }
-}
+export { redactUrl };
 
 /**
  * Opens (and, for SQLite, creates) a metadata database. Drivers are loaded on first use, so a SQLite user never

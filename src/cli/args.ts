@@ -2,6 +2,7 @@ import { redactUrl } from '../core/urls.js';
 import { availableParallelism } from 'node:os';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { BulwarkError } from '../core/errors.js';
+import { parseDecimal } from '../core/numbers.js';
 
 export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
 
@@ -83,13 +84,7 @@ export function required(values: Record<string, unknown>, name: string, help: st
   return v;
 }
 
-/** Plain decimal or scientific notation: 3, -0.5, .5, 1e-3 (not 0x10, 0b1, Infinity, 1_000 or blanks). */
-const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
-
-/** A number written in plain decimal or scientific notation, else NaN (Number() would take 0x10, '' and ' 1 '). */
-export function parseDecimal(text: string): number {
-  return DECIMAL.test(text) ? Number(text) : NaN;
-}
+export { parseDecimal };
 
 /** A numeric flag within [min, max], or the default when absent. */
 export function numberFlag(values: Record<string, unknown>, name: string, def: number, min = -Infinity, max = Infinity, integer = false): number {

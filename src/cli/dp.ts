@@ -91,17 +91,14 @@ export async function run(argv: string[]): Promise<number> {
  * `bulwark train --dp`: DP-SGD training with the train command's flags (called by cli/train.ts). Writes the model and
  * M.onnx.train.json with a "privacy" section (epsilon, delta, sigma, q, steps, accountant, noise source).
  * @param v the parsed train flags
- * @param ctx the required flags, already read
+ * @param ctx the required flags, already read (train has checked the --data and --val specs)
  */
 export async function runDpTrain(v: Record<string, unknown>, ctx: { arch: string; dataSpec: string; out: string; json: boolean }): Promise<number> {
-  const { parseDataSpec } = await import('../data/index.js');
   const { loadDataFlag } = await import('./common.js');
   const { buildArch } = await import('../nn/zoo.js');
   const { trainDpSgd } = await import('../privacy/dpsgd.js');
   const { numberFlag } = await import('./args.js');
   const { arch, dataSpec, out, json } = ctx;
-  parseDataSpec(dataSpec);
-  if (typeof v.val === 'string') parseDataSpec(v.val);
   const target = v['target-epsilon'] === undefined ? undefined : numberFlag(v, 'target-epsilon', 0, 0);
   const sigma = v['noise-multiplier'] === undefined ? undefined : numberFlag(v, 'noise-multiplier', 0, 0);
   if ((target === undefined) === (sigma === undefined)) throw new BulwarkError('BULWARK_E_USAGE', '--dp needs exactly one of --target-epsilon and --noise-multiplier');

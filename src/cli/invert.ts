@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import { BulwarkError } from '../core/errors.js';
 import { writeFileAtomic } from '../core/fsio.js';
+import { parseDigits } from '../core/numbers.js';
 import { numberFlag, parseFlags, printJson, required } from './args.js';
 import { MODEL_FLAGS, loadDataFlag, modelFromFlags } from './common.js';
 
@@ -37,7 +38,7 @@ export async function run(argv: string[]): Promise<number> {
     let classes: number[];
     if (clsFlag === 'all') classes = Array.from({ length: k }, (_, i) => i);
     else {
-      const c = /^\d+$/.test(clsFlag) ? Number(clsFlag) : NaN;
+      const c = parseDigits(clsFlag);
       if (!Number.isInteger(c) || c < 0 || c >= k) throw new BulwarkError('BULWARK_E_ARG', `--class must be all or an integer in [0, ${k}), got ${JSON.stringify(clsFlag)}`);
       classes = [c];
     }

@@ -149,8 +149,6 @@ export async function run(argv: string[]): Promise<number> {
   for (const f of ['target-epsilon', 'noise-multiplier', 'delta', 'max-grad-norm', 'accountant', 'per-example']) {
     if (v[f] !== undefined) throw new BulwarkError('BULWARK_E_USAGE', `--${f} needs --dp`);
   }
-  parseDataSpec(dataSpec);
-  if (typeof v.val === 'string') parseDataSpec(v.val);
   const optimizer = (typeof v.optimizer === 'string' ? v.optimizer : 'adam') as OptimizerName;
   if (!['sgd', 'adam', 'adamw'].includes(optimizer)) throw new BulwarkError('BULWARK_E_ARG', `--optimizer must be sgd, adam or adamw, got ${JSON.stringify(optimizer)}`);
   const lr = numberFlag(v, 'lr', 3e-3);

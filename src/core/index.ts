@@ -6,3 +6,4 @@ export * from './zip.js';
 export * from './progress.js';
 export * from './atomic.js';
 export * from './quote.js';
+export * from './numbers.js';

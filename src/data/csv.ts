@@ -3,9 +3,10 @@
  * a float32 feature matrix and integer labels. Errors name the line and column of the offending cell.
  */
 import { BulwarkError } from '../core/errors.js';
+import { isDecimal } from '../core/numbers.js';
 import { classId } from './labels.js';
 import { readFileChecked } from '../core/fsio.js';
-import type { Tensor } from '../core/tensor.js';
+import { FLOAT32_MAX, type Tensor } from '../core/tensor.js';
 
 /** Options of {@link readCsv} and {@link parseCsvTable}. */
 export interface CsvOptions {
@@ -38,9 +39,6 @@ export interface CsvRecord {
   line: number;
   cells: string[];
 }
-
-const FLOAT32_MAX = 3.4028234663852886e38;
-const NUMBER_RE = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 
 function csvError(source: string, message: string): never {
   throw new BulwarkError('BULWARK_E_DATA_FORMAT', `${source}: ${message}`, { hint: 'Check the file is RFC 4180 CSV with numeric feature columns and no missing values.' });
@@ -114,7 +112,7 @@ export function parseCsvRecords(text: string, delimiter = ',', source = 'CSV'): 
 }
 
 function isNumber(s: string): boolean {
-  return NUMBER_RE.test(s.trim());
+  return isDecimal(s.trim());
 }
 
 function decideHeader(first: CsvRecord | undefined, header: boolean | 'auto'): boolean {

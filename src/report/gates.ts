@@ -4,6 +4,7 @@
  * Gates are parsed before anything runs, against the metrics the assessment's sections declare.
  */
 import { BulwarkError } from '../core/errors.js';
+import { parseDecimal } from '../core/numbers.js';
 import { makeFinding } from './taxonomy.js';
 import type { Finding, Gate, GateResult, ReportSection } from './types.js';
 
@@ -41,7 +42,7 @@ export function parseGates(specs: string[], known: readonly string[], op: 'fail-
     const pct = text.endsWith('%');
     const digits = pct ? text.slice(0, -1) : text;
     // plain decimal or scientific notation only (Number() would also take 0x10, 0b1 and Infinity)
-    const value = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(digits) ? Number(digits) / (pct ? 100 : 1) : NaN;
+    const value = parseDecimal(digits) / (pct ? 100 : 1);
     if (!Number.isFinite(value)) throw new BulwarkError('BULWARK_E_GATE', `${flag} ${metric}: ${JSON.stringify(text)} is not a number`, { hint });
     if (FRACTIONS.has(metric) && (value < 0 || value > 1)) throw new BulwarkError('BULWARK_E_GATE', `${flag} ${metric}=${text}: ${metric} is a fraction, so its gate is a value in [0, 1] (or a percentage like 90%)`, { hint });
     if (!FRACTIONS.has(metric) && value < 0) throw new BulwarkError('BULWARK_E_GATE', `${flag} ${metric}=${text}: the value must be >= 0`, { hint });

@@ -26,3 +26,18 @@ test('every CLI attack row loads a registered definition with the same name', as
     if ((def as unknown as { whiteBox: boolean }).whiteBox) assert.match(def.paper, /arxiv\.org\/abs\/\d{4}\.\d{4,5}/, `${name} cites its paper`);
   }
 });
+
+test("the --norm table of docs/ATTACKS.md lists each CLI attack's norms, default first, and whether --eps is required", async () => {
+  const rows = new Map<string, { norms: string; eps: string }>();
+  for (const m of doc.matchAll(/^\| ([a-z-]+(?:, [a-z-]+)*)(?: \(black-box\))? \| ([^|]+) \| ([^|]+) \|$/gm)) {
+    for (const name of m[1]!.split(', ')) rows.set(name, { norms: m[2]!.trim(), eps: m[3]!.trim() });
+  }
+  for (const [name, row] of Object.entries(ATTACKS)) {
+    const def = (await row.load()) as unknown as { norms: readonly (string | number)[] };
+    const r = rows.get(name);
+    assert.ok(r, `docs/ATTACKS.md has no --norm row for ${name}`);
+    const expected = def.norms.every((n) => n === 0) ? 'none (L0 over pixel positions)' : def.norms.map((n) => `\`${n}\``).join(', ');
+    assert.equal(r.norms, expected, name);
+    assert.equal(r.eps === 'required', row.needsEps, `${name}: --eps ${r.eps}`);
+  }
+});

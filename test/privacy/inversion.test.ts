@@ -87,6 +87,14 @@ test('inversion needs gradients; the CLI writes one PNG per class and JSON', asy
     process.stdout.write = write;
   }
   assert.equal(code, 0);
+  for (const bad of ['0x3', '3.0', '1e0', ' 3', '-1', '10', '99999999999999999999']) {
+    await assert.rejects(
+      invertCli(['--model', REF, '--class', bad, '--data', 'mnist:test[0:20]', '--steps', '1', '--restarts', '1', '--out', path.join(out, 'bad')]),
+      (e: unknown) => e instanceof BulwarkError && e.code === 'BULWARK_E_ARG' && /--class must be all or an integer in \[0, 10\)/.test(e.message),
+      bad,
+    );
+  }
+  assert.equal(fs.existsSync(path.join(out, 'bad')), false);
   const res = JSON.parse(lines.at(-1)!);
   assert.equal(res.classes.length, 1);
   assert.equal(res.classes[0].class, 3);

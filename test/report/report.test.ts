@@ -66,7 +66,8 @@ test('gates: metric=value or a percentage; malformed, unknown or out-of-range ga
     { metric: 'robust-accuracy', op: 'fail-under', value: 0.5 },
     { metric: 'clean-accuracy', op: 'fail-under', value: 0.9 },
   ]);
-  for (const bad of ['robust-accuracy', 'robust-accuracy=', 'robust-accuracy=abc', 'robust=0.5', 'robust-accuracy=1.5', 'clean-accuracy=-0.1', '=0.5']) {
+  assert.deepEqual(parseGates(['robust-accuracy=5e-1', 'clean-accuracy=.5%'], known).map((g) => g.value), [0.5, 0.005]);
+  for (const bad of ['robust-accuracy', 'robust-accuracy=', 'robust-accuracy=abc', 'robust=0.5', 'robust-accuracy=1.5', 'clean-accuracy=-0.1', '=0.5', 'robust-accuracy=0x0', 'robust-accuracy=Infinity', 'robust-accuracy=%', 'robust-accuracy=1_0%']) {
     assert.throws(() => parseGates([bad], known), (e: unknown) => e instanceof BulwarkError && e.code === 'BULWARK_E_GATE' && e.exitCode === 2, bad);
   }
   const sections = [{ metrics: { 'robust-accuracy': 0.25, 'clean-accuracy': 0.99 } }] as unknown as ReportSection[];

@@ -246,7 +246,8 @@ Common options:
   --eps E                   radius of the threat model in input units, > 0 (required for fgsm, pgd, apgd-*, uap;
                             minimum-norm attacks cw, deepfool, fab default to unbounded; patch: area fraction, default
                             0.1); eps 0 is refused as by evaluate and scan: every run reports clean accuracy anyway
-  --norm inf|2|1            threat-model norm (default: the attack's first: inf, or 2 for cw)
+  --norm inf|2|1            threat-model norm (default: the attack's first: 2 for cw, deepfool and hsj, inf for
+                            the others; patch takes none)
   --targeted                targeted attack: targets from --targets T.npy, or --target-class C for all, or a seeded
                             random class other than the label; apgd-*: APGD-T over the top --n-targets classes;
                             hsj starts from the data's images of each target class (nearest first)

@@ -1,3 +1,4 @@
+import { pathToFileURL } from 'node:url';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -9,6 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { AtomicFile } from '../../src/core/atomic.js';
 import { refuseCollidingOutputs } from '../../src/core/fsio.js';
 import { BulwarkError } from '../../src/core/errors.js';
+import { repoRoot } from '../helpers.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bulwark-fsio-'));
 
@@ -24,10 +26,19 @@ test('makeDirs creates missing levels, accepts an existing folder, refuses a fil
 });
 
 // If the bug returns this hangs; the timeout turns the hang into a failure.
-test('writing under a missing folder of /proc fails at once (recursive mkdir never returns there)', { timeout: 30_000 }, async () => {
+test('writing under a missing folder of /proc fails at once (recursive mkdir never returns there)', () => {
   assert.ok(fs.existsSync('/proc/self'), 'this test needs Linux /proc');
-  assert.throws(() => writeFileAtomic('/proc/bulwark-missing/x.npy', 'x', '--out'), (e: unknown) => e instanceof BulwarkError && e.code === 'BULWARK_E_FILE_WRITE' && /--out/.test(e.message));
-  await assert.rejects(AtomicFile.create('/proc/bulwark-missing/deeper/x.npy', 0o644, '--out'), (e: unknown) => e instanceof BulwarkError && e.code === 'BULWARK_E_FILE_WRITE');
+  // In a child process with a time limit: a regression would spin inside a synchronous call, out of reach of timers.
+  const src = `
+    import { writeFileAtomic } from ${JSON.stringify(pathToFileURL(path.join(repoRoot, 'dist', 'src', 'core', 'fsio.js')).href)};
+    import { AtomicFile } from ${JSON.stringify(pathToFileURL(path.join(repoRoot, 'dist', 'src', 'core', 'atomic.js')).href)};
+    const codes = [];
+    try { writeFileAtomic('/proc/bulwark-missing/x.npy', 'x', '--out'); } catch (e) { codes.push(e.code + ' ' + /--out/.test(e.message)); }
+    try { await AtomicFile.create('/proc/bulwark-missing/deeper/x.npy', 0o644, '--out'); } catch (e) { codes.push(e.code); }
+    console.log(JSON.stringify(codes));`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', src], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(r.signal, null, 'the write did not return');
+  assert.deepEqual(JSON.parse(r.stdout.trim()), ['BULWARK_E_FILE_WRITE true', 'BULWARK_E_FILE_WRITE']);
 });
 
 test('writeFileAtomic replaces a file whole, refuses a folder and leaves no temporary file', () => {

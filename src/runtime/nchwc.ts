@@ -65,7 +65,9 @@ async function runOnce(g: Graph, feeds: Record<string, ort.Tensor>): Promise<Flo
 /**
  * Rewrites each 2-D float Conv whose kernel is not a constant (a graph input, or computed) and whose channel counts
  * are multiples of `block` into ReorderInput → nchwc Conv (the kernel reordered in the graph to [O/B][I/B][kh][kw][B][B])
- * → ReorderOutput. Values are those of the plain Conv up to summation order.
+ * → ReorderOutput; a Conv with fewer input channels than the block (a first layer) and a multiple of it out reads its
+ * NCHW input directly, the kernel laid out [O/B][I][kh][kw][B]. Values are those of the plain Conv up to summation
+ * order.
  */
 export function nchwcWeightInputConvs(source: Graph, block: number): Graph {
   if (block < 2) return source;
@@ -83,7 +85,10 @@ export function nchwcWeightInputConvs(source: Graph, block: number): Graph {
     const ok = n.opType === 'Conv' && n.domain === '' && w && !constant.has(w) && attrNum(n, 'group', 1) === 1 && kernel?.length === 2
       && attrStr(n, 'auto_pad', 'NOTSET') === 'NOTSET' && n.inputs.length <= 3;
     const dims = ok ? kernelChannels(infos.get(w)) : undefined;
-    if (!ok || !dims || dims.cout % block !== 0 || dims.cin % block !== 0) {
+    // A first layer (fewer input channels than the block) reads its input as it is, in NCHW, with the kernel laid out
+    // [O/B][I][kh][kw][B]; otherwise the input is reordered and the kernel is [O/B][I/B][kh][kw][B][B].
+    const nchwInput = dims !== undefined && dims.cin < block;
+    if (!ok || !dims || dims.cout % block !== 0 || (dims.cin % block !== 0 && !nchwInput)) {
       out.push(n);
       continue;
     }
@@ -94,11 +99,16 @@ export function nchwcWeightInputConvs(source: Graph, block: number): Graph {
     // Convolutions that share an input or a kernel (the phases of a pooled convolution) share its reordered form.
     let wb = kernels.get(w!);
     if (!wb) {
-      const w6 = b.reshape(w!, b.int64([cout / block, block, cin / block, block, kh!, kw!]));
-      wb = b.reshape(b.transpose(w6, [0, 2, 4, 5, 3, 1]), b.int64([cout, cin, kh!, kw!]));
+      if (nchwInput) {
+        const w5 = b.reshape(w!, b.int64([cout / block, block, cin, kh!, kw!]));
+        wb = b.reshape(b.transpose(w5, [0, 2, 3, 4, 1]), b.int64([cout, cin, kh!, kw!]));
+      } else {
+        const w6 = b.reshape(w!, b.int64([cout / block, block, cin / block, block, kh!, kw!]));
+        wb = b.reshape(b.transpose(w6, [0, 2, 4, 5, 3, 1]), b.int64([cout, cin, kh!, kw!]));
+      }
       kernels.set(w!, wb);
     }
-    let xb = reordered.get(n.inputs[0]!);
+    let xb = nchwInput ? n.inputs[0]! : reordered.get(n.inputs[0]!);
     if (!xb) {
       xb = b.nodeN('ReorderInput', [n.inputs[0]!], {}, 1, `${n.name}/nchwc_in`, NCHWC_DOMAIN)[0]!;
       reordered.set(n.inputs[0]!, xb);

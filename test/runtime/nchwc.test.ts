@@ -53,11 +53,38 @@ test('convolutions with kernels as graph inputs run on blocked kernels with the 
     await ref.release();
     await fast.release();
   }
+  // A first layer (fewer input channels than the block, outputs a multiple of it) reads its NCHW input directly:
+  // no ReorderInput, the kernel laid out [O/B][I][kh][kw][B].
+  const firstLayers: [number, Record<string, number[]>][] = [[1, { strides: [2, 2], pads: [1, 1, 1, 1] }], [3, { strides: [1, 1], pads: [1, 0, 2, 1] }], [block - 1, { strides: [1, 1], pads: [0, 0, 0, 0] }]];
+  for (const [cin, conv] of firstLayers) {
+    const g = emptyGraph({ name: 'c', opset: 17, inputs: [{ name: 'x', elemType: ELEM.FLOAT, shape: [2, cin, 11, 9] }, { name: 'w', elemType: ELEM.FLOAT, shape: [2 * block, cin, 3, 3] }] });
+    const y = new GraphBuilder(g).node('Conv', ['x', 'w'], { kernel_shape: [3, 3], ...conv });
+    g.outputs.push({ name: y, elemType: ELEM.FLOAT, shape: null });
+    const blocked = nchwcWeightInputConvs(g, block);
+    assert.deepEqual(blocked.nodes.filter((n) => n.domain === NCHWC_DOMAIN).map((n) => n.opType), ['Conv', 'ReorderOutput'], `cin ${cin}`);
+    const feeds = {
+      x: toOrt(ELEM.FLOAT, Float32Array.from({ length: 2 * cin * 99 }, () => rng.uniform(-1, 1)), [2, cin, 11, 9]),
+      w: toOrt(ELEM.FLOAT, Float32Array.from({ length: 2 * block * cin * 9 }, () => rng.uniform(-1, 1)), [2 * block, cin, 3, 3]),
+    };
+    const { writeModelBytes } = await import('../../src/onnx/ir.js');
+    const ref = await createSession(writeModelBytes(g), { threads: 1 });
+    const fast = await createSession(g, { threads: 1 });
+    const a = (await runSession(ref, feeds, [y]))[y]!;
+    const bOut = (await runSession(fast, feeds, [y]))[y]!;
+    assert.deepEqual([...bOut.dims], [...a.dims]);
+    assert.ok(relL2(bOut.data as Float32Array, a.data as Float32Array) < 1e-6, `cin ${cin}`);
+    await ref.release();
+    await fast.release();
+  }
   // Channel counts off the block, float64 and grouped convolutions are left alone.
   const g = emptyGraph({ name: 'c', opset: 17, inputs: [{ name: 'x', elemType: ELEM.FLOAT, shape: [1, 12, 5, 5] }, { name: 'w', elemType: ELEM.FLOAT, shape: [12, 12, 3, 3] }] });
   const y = new GraphBuilder(g).node('Conv', ['x', 'w'], { kernel_shape: [3, 3] });
   g.outputs.push({ name: y, elemType: ELEM.FLOAT, shape: null });
   assert.equal(nchwcWeightInputConvs(g, 16), g);
+  // Few input channels but outputs off the block: left alone too.
+  const g2 = emptyGraph({ name: 'c', opset: 17, inputs: [{ name: 'x', elemType: ELEM.FLOAT, shape: [1, 3, 5, 5] }, { name: 'w', elemType: ELEM.FLOAT, shape: [12, 3, 3, 3] }] });
+  g2.outputs.push({ name: new GraphBuilder(g2).node('Conv', ['x', 'w'], { kernel_shape: [3, 3] }), elemType: ELEM.FLOAT, shape: null });
+  assert.equal(nchwcWeightInputConvs(g2, 16), g2);
 });
 
 test('training gradients are the same with and without the blocked form of the input-gradient convolution', async () => {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { Rng } from '../../src/core/rng.js';
 import { GraphBuilder } from '../../src/onnx/builder.js';
-import { ELEM, emptyGraph } from '../../src/onnx/ir.js';
+import { ELEM, emptyGraph, writeModelBytes, type Graph } from '../../src/onnx/ir.js';
 import { setBlockedConvWidth } from '../../src/autodiff/rules/conv.js';
 import { NCHWC_DOMAIN, nchwcBlockSize, nchwcWeightInputConvs } from '../../src/runtime/nchwc.js';
 import { createSession, runSession, toOrt } from '../../src/runtime/session.js';
@@ -17,6 +17,19 @@ function expectedBlock(): number {
   if (/\bavx512f\b/.test(info)) return 16;
   if (/\bavx2\b/.test(info)) return 8;
   return -1;
+}
+
+/** The graph run through createSession (which applies the blocked rewrite) gives the plain Conv's output. */
+async function assertSameAsPlain(g: Graph, feeds: Record<string, ReturnType<typeof toOrt>>, y: string, what: string): Promise<void> {
+  // The bytes path skips the rewrite, for the reference.
+  const ref = await createSession(writeModelBytes(g), { threads: 1 });
+  const fast = await createSession(g, { threads: 1 });
+  const a = (await runSession(ref, feeds, [y]))[y]!;
+  const b = (await runSession(fast, feeds, [y]))[y]!;
+  assert.deepEqual([...b.dims], [...a.dims]);
+  assert.ok(relL2(b.data as Float32Array, a.data as Float32Array) < 1e-6, what);
+  await ref.release();
+  await fast.release();
 }
 
 test('the blocked-kernel width is probed from the runtime and matches the CPU', async () => {
@@ -42,16 +55,7 @@ test('convolutions with kernels as graph inputs run on blocked kernels with the 
       w: toOrt(ELEM.FLOAT, Float32Array.from({ length: 32 * 16 * 9 }, () => rng.uniform(-1, 1)), [32, 16, 3, 3]),
       b: toOrt(ELEM.FLOAT, Float32Array.from({ length: 32 }, () => rng.uniform(-1, 1)), [32]),
     };
-    // createSession applies the rewrite itself; the bytes path skips it, for the reference.
-    const { writeModelBytes } = await import('../../src/onnx/ir.js');
-    const ref = await createSession(writeModelBytes(g), { threads: 1 });
-    const fast = await createSession(g, { threads: 1 });
-    const a = (await runSession(ref, feeds, [y]))[y]!;
-    const bOut = (await runSession(fast, feeds, [y]))[y]!;
-    assert.deepEqual([...bOut.dims], [...a.dims]);
-    assert.ok(relL2(bOut.data as Float32Array, a.data as Float32Array) < 1e-6, JSON.stringify(conv));
-    await ref.release();
-    await fast.release();
+    await assertSameAsPlain(g, feeds, y, JSON.stringify(conv));
   }
   // A first layer (fewer input channels than the block, outputs a multiple of it) reads its NCHW input directly:
   // no ReorderInput, the kernel laid out [O/B][I][kh][kw][B].
@@ -66,15 +70,7 @@ test('convolutions with kernels as graph inputs run on blocked kernels with the 
       x: toOrt(ELEM.FLOAT, Float32Array.from({ length: 2 * cin * 99 }, () => rng.uniform(-1, 1)), [2, cin, 11, 9]),
       w: toOrt(ELEM.FLOAT, Float32Array.from({ length: 2 * block * cin * 9 }, () => rng.uniform(-1, 1)), [2 * block, cin, 3, 3]),
     };
-    const { writeModelBytes } = await import('../../src/onnx/ir.js');
-    const ref = await createSession(writeModelBytes(g), { threads: 1 });
-    const fast = await createSession(g, { threads: 1 });
-    const a = (await runSession(ref, feeds, [y]))[y]!;
-    const bOut = (await runSession(fast, feeds, [y]))[y]!;
-    assert.deepEqual([...bOut.dims], [...a.dims]);
-    assert.ok(relL2(bOut.data as Float32Array, a.data as Float32Array) < 1e-6, `cin ${cin}`);
-    await ref.release();
-    await fast.release();
+    await assertSameAsPlain(g, feeds, y, `cin ${cin}`);
   }
   // Channel counts off the block, float64 and grouped convolutions are left alone.
   const g = emptyGraph({ name: 'c', opset: 17, inputs: [{ name: 'x', elemType: ELEM.FLOAT, shape: [1, 12, 5, 5] }, { name: 'w', elemType: ELEM.FLOAT, shape: [12, 12, 3, 3] }] });

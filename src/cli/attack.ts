@@ -4,6 +4,7 @@
  * they become the attack's options, so adding an attack is adding a row (and, for new flags, a line in
  * {@link ATTACK_OPTIONS}).
  */
+import { urlScheme } from '../core/urls.js';
 import { BulwarkError } from '../core/errors.js';
 import { Rng } from '../core/rng.js';
 import type { Float32Tensor } from '../core/tensor.js';
@@ -272,7 +273,9 @@ See docs/ATTACKS.md for every option, its default and the paper it comes from.`;
 export async function loadTargetModel(values: Record<string, unknown>, helpText: string): Promise<Model & { dispose?(): Promise<void> }> {
   const where = required(values, 'model', helpText);
   const { isRemoteModelUrl, connectRemoteModel } = await import('../runtime/remote.js');
-  if (!isRemoteModelUrl(where)) {
+  // http:host without the slashes is still meant as an endpoint: the client's URL check explains what is wrong.
+  const scheme = urlScheme(where);
+  if (!isRemoteModelUrl(where) && scheme !== 'http' && scheme !== 'https') {
     refuseRemoteFlags(values, where);
     return modelFromFlags(values, where);
   }

@@ -57,5 +57,7 @@ test('a model file whose name holds a colon runs; URLs with credentials are refu
     assert.doesNotMatch(r.stderr + r.stdout, new RegExp(secret), args.join(' '));
     assert.match(r.stderr, /\*\*\*@/);
   }
+  // attack takes endpoints: an http URL without its slashes gets the endpoint's URL check, not "a local file"
+  assertUserError(run('attack', 'square', '--model', 'http:foo', '--data', 'mnist:test[0:4]', '--eps', '0.3'), 'BULWARK_E_REMOTE_URL', /does not name a model/);
   assertUserError(run('extract', '--model', 'ckpt:best.onnx', '--budget', '10', '--strategy', 'random', '--out', 'c.onnx', '--timeout', '3'), 'BULWARK_E_USAGE', /--timeout applies to a remote model/);
 });

@@ -102,7 +102,6 @@ export function loadModelFlag(modelPath: string, options: Parameters<typeof load
 
 /** Loads --model with --output-kind/--threads/--workers/--batch-size applied. */
 export async function modelFromFlags(values: Record<string, unknown>, modelPath: string): Promise<OnnxModel> {
-  checkLocalModel(modelPath);
   const kind = (values['output-kind'] as string | undefined) ?? 'auto';
   if (!['auto', 'logits', 'probs'].includes(kind)) throw new BulwarkError('BULWARK_E_ARG', `--output-kind must be auto, logits or probs, got ${JSON.stringify(kind)}`);
   const { threads, workers } = executionFlags(values);

@@ -29,14 +29,12 @@ export function readFileChecked(file: string, what: string, maxBytes = 8 * 1024 
 }
 
 /**
- * Creates a folder and its missing parents one level at a time (mkdir without `recursive`): Node's recursive mkdir
- * never returns for some paths (a missing folder under /proc spins forever), while a single mkdir fails at once.
- * @param created the folders made are pushed here as they are made (so a caller still learns them when a deeper
- *   level fails)
- * @returns `created`: the folders it made, outermost first
- * @throws Error (a Node error) when a level cannot be created or a parent is not a folder
+ * Walks up from `dir` to the nearest folder that exists: that folder (undefined when even the root is missing) and
+ * the levels below it that do not exist, innermost first. A path under a file counts as missing up to the file.
+ * @throws Error (a Node error) when an ancestor cannot be examined, or "<path> is not a folder" when the nearest
+ *   existing ancestor is a file
  */
-export function makeDirs(dir: string, created: string[] = []): string[] {
+function nearestFolder(dir: string): { existing: string | undefined; missing: string[] } {
   const missing: string[] = [];
   let d = path.resolve(dir);
   for (;;) {
@@ -49,13 +47,25 @@ export function makeDirs(dir: string, created: string[] = []): string[] {
     }
     if (st) {
       if (!st.isDirectory()) throw new Error(`${d} is not a folder`);
-      break;
+      return { existing: d, missing };
     }
     missing.push(d);
     const parent = path.dirname(d);
-    if (parent === d) break;
+    if (parent === d) return { existing: undefined, missing };
     d = parent;
   }
+}
+
+/**
+ * Creates a folder and its missing parents one level at a time (mkdir without `recursive`): Node's recursive mkdir
+ * never returns for some paths (a missing folder under /proc spins forever), while a single mkdir fails at once.
+ * @param created the folders made are pushed here as they are made (so a caller still learns them when a deeper
+ *   level fails)
+ * @returns `created`: the folders it made, outermost first
+ * @throws Error (a Node error) when a level cannot be created or a parent is not a folder
+ */
+export function makeDirs(dir: string, created: string[] = []): string[] {
+  const { missing } = nearestFolder(dir);
   for (const m of missing.reverse()) {
     try {
       fs.mkdirSync(m);
@@ -99,27 +109,17 @@ export function checkWritable(file: string, what: string): void {
   };
   const reason = unreplaceableReason(file);
   if (reason) fail(reason);
-  let d = path.dirname(path.resolve(file));
-  for (;;) {
-    let st: fs.Stats | undefined;
-    try {
-      st = fs.statSync(d);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT') fail(`${d}: ${(e as Error).message}`);
-    }
-    if (st) {
-      if (!st.isDirectory()) fail(`${d} is not a folder`);
-      try {
-        fs.accessSync(d, fs.constants.W_OK | fs.constants.X_OK);
-      } catch {
-        fail(`the folder ${d} is not writable`);
-      }
-      return;
-    }
-    const parent = path.dirname(d);
-    if (parent === d) return;
-    d = parent;
+  let existing: string | undefined;
+  try {
+    existing = nearestFolder(path.dirname(path.resolve(file))).existing;
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  if (existing === undefined) return;
+  try {
+    fs.accessSync(existing, fs.constants.W_OK | fs.constants.X_OK);
+  } catch {
+    fail(`the folder ${existing} is not writable`);
   }
 }
 

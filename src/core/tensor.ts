@@ -109,13 +109,16 @@ export function argmaxRows(t: Tensor): Int32Array {
   return out;
 }
 
+/** The flat index of the first NaN or infinite element, or -1. */
+export function firstNonFinite(data: ArrayLike<number>): number {
+  for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i]!)) return i;
+  return -1;
+}
+
 /** Throws BULWARK_E_NONFINITE naming `what` if any element is NaN or infinite. */
 export function assertFinite(data: Float32Array | Float64Array, what: string): void {
-  for (let i = 0; i < data.length; i++) {
-    if (!Number.isFinite(data[i]!)) {
-      throw new BulwarkError('BULWARK_E_NONFINITE', `${what} holds a non-finite value (${data[i]}) at flat index ${i}`);
-    }
-  }
+  const i = firstNonFinite(data);
+  if (i >= 0) throw new BulwarkError('BULWARK_E_NONFINITE', `${what} holds a non-finite value (${data[i]}) at flat index ${i}`);
 }
 
 /** The largest finite float32. */

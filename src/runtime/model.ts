@@ -1,7 +1,7 @@
 import * as ort from 'onnxruntime-node';
 import { BulwarkError } from '../core/errors.js';
 import { quote } from '../core/quote.js';
-import { assertFinite, concatRows, shapeStr, sizeOf, type Float32Tensor } from '../core/tensor.js';
+import { assertFinite, concatRows, firstNonFinite, shapeStr, sizeOf, type Float32Tensor } from '../core/tensor.js';
 import { appendHead, headKey, type HeadSpec } from '../autodiff/heads.js';
 import { normalizeOpset, simplifyForGradient, toFloat64 } from '../autodiff/normalize.js';
 import { buildGradient } from '../autodiff/walker.js';
@@ -498,15 +498,12 @@ export function trailingSoftmaxInput(g: Graph, output: string): string | undefin
  * @throws BulwarkError BULWARK_E_NONFINITE naming the example
  */
 function finiteResult(data: ArrayLike<number>, n: number, what: string): void {
-  for (let i = 0; i < data.length; i++) {
-    const v = data[i]!;
-    if (v - v !== 0) {
-      const row = Math.floor(i / Math.max(1, data.length / n));
-      throw new BulwarkError('BULWARK_E_NONFINITE', `the model's ${what} for example ${row} holds ${v}: the model computes a non-finite value on this input`, {
-        hint: 'Check the model on this example (a Log or division by zero, an overflow); a model that can output NaN cannot be scored or attacked.',
-      });
-    }
-  }
+  const i = firstNonFinite(data);
+  if (i < 0) return;
+  const row = Math.floor(i / Math.max(1, data.length / n));
+  throw new BulwarkError('BULWARK_E_NONFINITE', `the model's ${what} for example ${row} holds ${data[i]}: the model computes a non-finite value on this input`, {
+    hint: 'Check the model on this example (a Log or division by zero, an overflow); a model that can output NaN cannot be scored or attacked.',
+  });
 }
 
 /**

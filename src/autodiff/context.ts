@@ -21,6 +21,12 @@ export interface RuleContext {
   needsGrad(i: number): boolean;
   /** Whether input i (a parameter) wants per-example gradients, shaped [N, ...its shape], instead of the batch sum. */
   perExample(i: number): boolean;
+  /**
+   * When set, output 0's gradient covers only the leading `gradOutputExtent[i]` positions of each spatial axis i (it is
+   * zero past them and is shaped so): a Conv whose output feeds a pool that drops its last rows. Undefined: the full
+   * output.
+   */
+  readonly gradOutputExtent?: number[];
   /** How convolution weight gradients are formed (see GradientRequest.convWeightGradient). */
   readonly convWeightGradient: ConvWeightGradient;
   /** Static dims of a value; -1 for dims that follow the batch. */

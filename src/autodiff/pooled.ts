@@ -27,6 +27,11 @@ export interface PooledConv {
   /** Spatial dims of the full-resolution conv output and of the pooled output. */
   full: number[];
   pooled: number[];
+  /**
+   * The leading part of the full-resolution map that the pool's windows cover (pooled x window per axis; the rows and
+   * columns past it never reach the loss). The gradient map is built at this size and `offsets` index into it.
+   */
+  used: number[];
   channels: number;
 }
 
@@ -101,8 +106,9 @@ export function splitPooledConvs(g: Graph, shapes: ShapeMap, b: GraphBuilder, wa
     if (full.some((d) => d < 0) || pooled.some((d, i) => d < 1 || d !== Math.floor(full[i]! / window[i]!))) continue;
     const channels = wDims[0]!;
     const n = spatial.length;
-    // Row-major strides of the full-resolution spatial grid, for the flat offsets.
-    const fullStride = stridesOf(full);
+    // Row-major strides of the covered part of the full-resolution grid, for the flat offsets.
+    const used = pooled.map((d, i) => d * window[i]!);
+    const usedStride = stridesOf(used);
     const phases: string[] = [];
     const offsets: number[] = [];
     const total = window.reduce((a, k) => a * k, 1);
@@ -136,13 +142,25 @@ export function splitPooledConvs(g: Graph, shapes: ShapeMap, b: GraphBuilder, wa
       const out = b.node('Conv', bias ? [input, w, bias] : [input, w], attrs, `${conv.name}/phase${p}`, b.uniq(`${y}/phase${p}`));
       shapes.set(out, { dims: [...pDims], elemType: shapes.get(y)!.elemType });
       phases.push(out);
-      offsets.push(a.reduce((acc, ai, i) => acc + ai * fullStride[i]!, 0));
+      offsets.push(a.reduce((acc, ai, i) => acc + ai * usedStride[i]!, 0));
     }
     const maxName = b.uniq(`${pool.name}/phase_max`);
-    g.nodes.push({ name: maxName, opType: 'Max', domain: '', inputs: phases, outputs: [pool.outputs[0]!], attrs: new Map() });
+    // Pairwise Max nodes, the last one named maxName: onnxruntime spreads a two-input Max over its threads.
+    let level = phases;
+    while (level.length > 2) {
+      const next: string[] = [];
+      for (let i = 0; i + 1 < level.length; i += 2) {
+        const m = b.node('Max', [level[i]!, level[i + 1]!], {}, b.uniq(`${pool.name}/phase_max_part`));
+        shapes.set(m, { dims: [...pDims], elemType: shapes.get(y)!.elemType });
+        next.push(m);
+      }
+      if (level.length % 2) next.push(level.at(-1)!);
+      level = next;
+    }
+    g.nodes.push({ name: maxName, opType: 'Max', domain: '', inputs: level, outputs: [pool.outputs[0]!], attrs: new Map() });
     removed.add(conv);
     removed.add(pool);
-    done.set(maxName, { conv, phases, offsets, window, full, pooled, channels });
+    done.set(maxName, { conv, phases, offsets, window, full, pooled, used, channels });
   }
   if (done.size) g.nodes = g.nodes.filter((n) => !removed.has(n));
   return done;
@@ -150,23 +168,25 @@ export function splitPooledConvs(g: Graph, shapes: ShapeMap, b: GraphBuilder, wa
 
 /**
  * Gradient of a {@link PooledConv}'s Max with respect to the full-resolution conv output: dY scattered by MaxUnpool to
- * the first phase (row-major) equal to the maximum, the element onnxruntime's MaxPool reports as its argmax.
+ * the first phase (row-major) equal to the maximum, the element onnxruntime's MaxPool reports as its argmax. The map
+ * holds only the part the windows cover (`pc.used`; the gradient is zero past it), which the Conv rule reads as a
+ * gradient that stops short of its output's end.
  */
 export function pooledConvUnpool(b: GraphBuilder, pc: PooledConv, maxOut: string, dY: string): string {
-  const n = pc.full.length;
-  const area = pc.full.reduce((a, d) => a * d, 1);
+  const n = pc.used.length;
+  const area = pc.used.reduce((a, d) => a * d, 1);
   const batch = b.node('Slice', [b.shape(dY), b.int64([0]), b.int64([1])]);
   // Flat index of each window's first element: (n·C + c)·area + Σ s_i·p_i·stride_i.
   const planes = b.node('Range', [b.int64([0], []), b.node('Squeeze', [b.mul(batch, b.int64([pc.channels]))]), b.int64([1], [])]);
   const planeBase = b.mul(b.reshape(planes, b.int64([-1, pc.channels, ...new Array<number>(n).fill(1)])), b.int64([area], []));
   const cells = pc.pooled.reduce((a, d) => a * d, 1);
   const grid = new Array<number>(cells);
-  const fullStride = stridesOf(pc.full);
+  const usedStride = stridesOf(pc.used);
   for (let k = 0; k < cells; k++) {
     let rem = k;
     let flat = 0;
     for (let i = n - 1; i >= 0; i--) {
-      flat += (rem % pc.pooled[i]!) * pc.window[i]! * fullStride[i]!;
+      flat += (rem % pc.pooled[i]!) * pc.window[i]! * usedStride[i]!;
       rem = Math.floor(rem / pc.pooled[i]!);
     }
     grid[k] = flat;
@@ -181,7 +201,7 @@ export function pooledConvUnpool(b: GraphBuilder, pc: PooledConv, maxOut: string
     chosen = b.where(b.node('Equal', [pc.phases[p]!, maxOut]), constant(pc.offsets[p]!), chosen);
   }
   const indices = b.add(base, inFloat ? b.cast(chosen, ELEM.INT64) : chosen);
-  const outShape = b.node('Concat', [batch, b.int64([pc.channels, ...pc.full])], { axis: 0 });
+  const outShape = b.node('Concat', [batch, b.int64([pc.channels, ...pc.used])], { axis: 0 });
   return b.node('MaxUnpool', [dY, indices, outShape], { kernel_shape: pc.window, strides: pc.window }, `${pc.conv.name}/unpool`);
 }
 

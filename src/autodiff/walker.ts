@@ -136,7 +136,7 @@ export function buildGradient(req: GradientRequest): GradientResult {
       }
       // dY goes to the argmax element of the full-resolution map, then through the original Conv's rule.
       const unpooled = pooledConvUnpool(b, pc, node.outputs[0]!, outGrads[0]!);
-      const convCtx = makeContext(pc.conv, b, g.opset, [unpooled], fromWrt, shapes, constants, floatType, perExample, weightForm, new Set([2]));
+      const convCtx = makeContext(pc.conv, b, g.opset, [unpooled], fromWrt, shapes, constants, floatType, perExample, weightForm, new Set([2]), pc.used);
       const convGrads = RULES.get('Conv')!(convCtx);
       pc.conv.inputs.forEach((inp, k) => {
         const gr = convGrads[k];
@@ -238,6 +238,8 @@ function makeContext(
   convWeightGradient: ConvWeightGradient,
   /** Inputs whose gradient is given elsewhere (needsGrad is false for them). */
   skip?: Set<number>,
+  /** RuleContext.gradOutputExtent. */
+  gradOutputExtent?: number[],
 ): RuleContext {
   const unsupported = makeUnsupported(node, opset);
   const dims = (name: string): number[] => {
@@ -255,6 +257,7 @@ function makeContext(
     needsGrad: (i) => !!node.inputs[i] && fromWrt.has(node.inputs[i]!) && !skip?.has(i),
     perExample: (i) => !!node.inputs[i] && perExample.has(node.inputs[i]!),
     convWeightGradient,
+    ...(gradOutputExtent ? { gradOutputExtent } : {}),
     dims,
     elemType: (name) => shapes.get(name)?.elemType ?? floatType,
     constValue: (name) => constants.get(name) ?? (shapes.get(name)?.value as TypedArray | undefined),

@@ -60,6 +60,19 @@ export function fitSpatial(c: RuleContext, x: string, have: number[], want: numb
   return y;
 }
 
+/**
+ * The convolution restricted to its first `extent` outputs per spatial axis (a gradient that is zero past them, see
+ * RuleContext.gradOutputExtent): it reads x only up to `reach` = (u-1)·s + (k-1)·d + 1 - padBegin, so its window is x
+ * cut to that length (padded at the end where the reach passes x's end). Undefined when it does not apply (no
+ * extent, the full output, or a first output that reads only padding).
+ */
+export function restrictWindow(w: Window, outSpatial: number[], extent: number[] | undefined): Window | undefined {
+  if (!extent || extent.length !== outSpatial.length || extent.every((u, i) => u >= outSpatial[i]!)) return undefined;
+  const reach = extent.map((u, i) => (u - 1) * w.strides[i]! + (w.kernel[i]! - 1) * w.dilations[i]! + 1 - w.padsBegin[i]!);
+  if (extent.some((u) => u < 1) || reach.some((r) => r < 1)) return undefined;
+  return { ...w, spatial: reach.map((r, i) => Math.min(w.spatial[i]!, r)), padsEnd: reach.map((r, i) => Math.max(0, r - w.spatial[i]!)) };
+}
+
 /** Output length of a convolution along one axis. */
 function convOut(len: number, k: number, s: number, d: number, pb: number, pe: number): number {
   return Math.floor((len + pb + pe - (k - 1) * d - 1) / s) + 1;
@@ -178,13 +191,22 @@ export const convRules: RuleTable = {
   Conv: (c) => {
     const b = c.b;
     const [x, wt, bias] = [c.input(0), c.input(1), c.input(2)];
-    const dY = c.gradOutput(0)!;
+    let dY = c.gradOutput(0)!;
     const wd = c.dims(wt);
     const kernel = c.attrInts('kernel_shape', undefined) ?? wd.slice(2);
-    const w = windowOf(c, x, kernel);
+    const whole = windowOf(c, x, kernel);
     const group = c.attrNum('group', 1);
-    const outSpatial = c.dims(c.output(0)).slice(2);
     const n = kernel.length;
+    // A gradient that stops short of the output's end (a pool drops the last rows): the rule runs on the convolution
+    // restricted to the outputs it covers, which reads only the first rows of x; dX is zero-padded back to x's extent.
+    const ext = c.gradOutputExtent;
+    const restricted = restrictWindow(whole, c.dims(c.output(0)).slice(2), ext);
+    const w = restricted ?? whole;
+    const outSpatial = restricted ? ext! : c.dims(c.output(0)).slice(2);
+    if (ext && !restricted) dY = fitSpatial(c, dY, ext, outSpatial);
+    const cut = restricted && restricted.spatial.some((d, i) => d < whole.spatial[i]!);
+    // x as the restricted convolution reads it (for the weight-gradient forms that take x's extent as the window's)
+    const xw = () => (cut ? b.node('Slice', [x, b.int64(w.spatial.map(() => 0)), b.int64(w.spatial), b.int64(Array.from({ length: n }, (_, i) => i + 2))]) : x);
     let dx: string | undefined;
     if (c.needsGrad(0)) {
       const fullPad = kernel.map((k, i) => (k - 1) * w.dilations[i]!);
@@ -208,6 +230,7 @@ export const convRules: RuleTable = {
         const ct = b.node('ConvTranspose', [dY, wt], { strides: w.strides, dilations: w.dilations, group, pads: [...w.padsBegin, ...crop], kernel_shape: kernel });
         dx = fitSpatial(c, ct, full.map((h, i) => h - crop[i]!), w.spatial);
       }
+      if (cut) dx = fitSpatial(c, dx, w.spatial, whole.spatial);
     }
     const cin = c.dims(x)[1]!;
     const kSize = kernel.reduce((a, k) => a * k, 1);
@@ -215,9 +238,10 @@ export const convRules: RuleTable = {
     if (c.needsGrad(1)) {
       const im2col = group === 1 && cin * kSize * kSize <= 1 << 20;
       if (c.perExample(1) && !im2col) c.unsupported('per-example gradients of grouped (or very wide) convolutions');
-      if (c.perExample(1)) dw = convWeightGradIm2col(c, x, dY, cin, wd[0]!, w, true);
+      // (the taps slice x themselves and need no cut)
+      if (c.perExample(1)) dw = convWeightGradIm2col(c, xw(), dY, cin, wd[0]!, w, true);
       else if (group === 1 && kSize <= 64 && c.convWeightGradient === 'taps') dw = convWeightGradTaps(c, x, dY, cin, wd[0]!, w, outSpatial);
-      else dw = im2col ? convWeightGradIm2col(c, x, dY, cin, wd[0]!, w) : convWeightGrad(c, x, dY, cin, group, w, outSpatial);
+      else dw = im2col ? convWeightGradIm2col(c, xw(), dY, cin, wd[0]!, w) : convWeightGrad(c, xw(), dY, cin, group, w, outSpatial);
     }
     const spatialAxes = Array.from({ length: n }, (_, i) => i + 2);
     const db = bias && c.needsGrad(2) ? b.reduceSum(dY, c.perExample(2) ? spatialAxes : [0, ...spatialAxes], false) : undefined;

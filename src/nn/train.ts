@@ -134,7 +134,8 @@ export class TrainingSession {
       const parts = await Promise.all(Array.from({ length: count }, (_, i) => this.runner.run(feedsFor(cuts[i]!, cuts[i + 1]!), fetch, i)));
       const cat = (name: string) => concatRows(parts.map((r) => fromOrt(r[name]!))).data as Float32Array;
       const sum = (name: string) => {
-        const out = Float32Array.from(parts[0]![name]!.data as Float32Array);
+        // Lane outputs are buffers of their own (transferred from the worker): the first takes the sum in place.
+        const out = parts[0]![name]!.data as Float32Array;
         for (const r of parts.slice(1)) {
           const d = r[name]!.data as Float32Array;
           for (let i = 0; i < out.length; i++) out[i]! += d[i]!;

@@ -71,12 +71,12 @@ function check(res: WireResponse, what: string): Extract<WireResponse, { ok: tru
 }
 
 /**
- * The tensor as sent: a view into a larger buffer is copied to a buffer of its own, which is then transferred
- * (structured cloning a view would copy its whole buffer); a tensor that owns its buffer is cloned as it is.
+ * The tensor as sent: copied to a buffer of its own, which is then transferred. (Structured cloning would copy a view's
+ * whole buffer, and copies even an owned buffer twice, into the message and out of it: 2.4 ms per training step of
+ * cnn-small on two lanes against 0.4 ms for one copy and a transfer.)
  */
 function standalone(t: ort.Tensor, transfer: ArrayBuffer[]): WireTensor {
   const src = t.data as WireTensor['data'];
-  if (src.byteOffset === 0 && src.byteLength === src.buffer.byteLength) return { type: t.type, data: src, dims: [...t.dims] };
   const copy = src.slice() as WireTensor['data'];
   transfer.push(copy.buffer as ArrayBuffer);
   return { type: t.type, data: copy, dims: [...t.dims] };

@@ -179,7 +179,7 @@ async function evasionSection(threadList: number[]): Promise<void> {
   writeSection('evasion', `## Evasion: PGD-40 on ${n} MNIST test images
 
 Linf eps 0.3, 40 steps of 0.01, no random start, every step run for every example, PyTorch in batches of ${BATCH} and
-Bulwark in its default gradient runs (32 examples for this model), on
+Bulwark in its default gradient runs (32 examples per intra-op thread for this model), on
 fixtures/models/mnist-cnn-small.onnx; PyTorch side bench/torch_pgd.py on the same weights and thread count. Median of
 ${ROUNDS} rounds, each timing Bulwark then PyTorch. "2 (2 workers x 1)": \`workers: 2\`, two worker threads of one
 onnxruntime thread each (the CLI's default on 2 cores). Date ${new Date().toISOString().slice(0, 10)}; ${os.cpus()[0]?.model ?? 'CPU'}, ${os.cpus().length} cores.
@@ -252,7 +252,7 @@ async function main() {
 
 Each figure is the median over ${ROUNDS} rounds of the median of ${ITERS} runs after warm-up; each round times Bulwark and
 then PyTorch on the same weights, batch and thread count (Bulwark takes the 128 examples in one call and runs its
-gradients in its default cache-sized pieces, 32 examples for this model). Speed-up = PyTorch time / Bulwark time (above 1 means
+gradients in its default cache-sized pieces, 32 examples per intra-op thread for this model). Speed-up = PyTorch time / Bulwark time (above 1 means
 Bulwark is faster). Beside it, the same from each round's 10th percentile (the fast edge of the runs): on a shared
 host, whose bursts only ever slow a run, that is the steadier comparison; on a quiet one the two agree.
 "2 (2 workers x 1)": Bulwark's \`workers: 2\` option, two worker threads with one onnxruntime thread each, each taking

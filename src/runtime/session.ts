@@ -28,8 +28,13 @@ export function sessionThreads(threads: number | undefined, workers: number): nu
  * onnxruntime has several threads to spread them over (0: all cores).
  */
 export function convWeightGradientFor(threads: number | undefined, workers: number): ConvWeightGradient {
+  return intraOpThreads(threads, workers) === 1 ? 'taps' : 'im2col';
+}
+
+/** The intra-op threads a session will actually use: {@link sessionThreads}, with 0 (onnxruntime's choice) as the cores. */
+export function intraOpThreads(threads: number | undefined, workers: number): number {
   const t = sessionThreads(threads, workers);
-  return (t === 0 ? availableParallelism() : t) === 1 ? 'taps' : 'im2col';
+  return t === 0 ? availableParallelism() : t;
 }
 
 /** Sets the thread count used by sessions created without an explicit `threads`. */

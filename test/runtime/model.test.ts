@@ -250,7 +250,13 @@ test('gradient runs are sized to about 32 MB of tensors, a power of two from 8 t
   assert.equal(gradientChunk(shapes(200)), 32);
   assert.equal(gradientChunk(shapes(1)), 256);
   assert.equal(gradientChunk(shapes(100000)), 8);
-  // cnn-small's input-gradient graph runs in 32s; an explicit batchSize is kept
+  // each intra-op thread takes a share of every op: the run grows with the threads (a power of two), up to 256
+  assert.equal(gradientChunk(shapes(200), 2), 64);
+  assert.equal(gradientChunk(shapes(200), 3), 64);
+  assert.equal(gradientChunk(shapes(200), 4), 128);
+  assert.equal(gradientChunk(shapes(1), 4), 256);
+  assert.equal(gradientChunk(shapes(100000), 2), 16);
+  // cnn-small's input-gradient graph runs in 32s on 1 thread, 64s on 2; an explicit batchSize is kept
   const onnx = path.join(repoRoot, 'fixtures', 'models', 'mnist-cnn-small.onnx');
   const x: Float32Tensor = { data: new Float32Array(40 * 784).fill(0.25), shape: [40, 1, 28, 28], dtype: 'float32' };
   const auto = await loadModel(onnx, { threads: 1 });
@@ -260,6 +266,9 @@ test('gradient runs are sized to about 32 MB of tensors, a power of two from 8 t
   assert.ok(maxAbsDiff(a.grad.data, b.grad.data) < 1e-6);
   assert.equal((await (auto as unknown as { gradSession(h: object, w: string[]): Promise<{ chunk: number }> }).gradSession({ kind: 'ce' }, [auto.inputName])).chunk, 32);
   assert.equal((await (fixed as unknown as { gradSession(h: object, w: string[]): Promise<{ chunk: number }> }).gradSession({ kind: 'ce' }, [fixed.inputName])).chunk, 40);
+  const two = await loadModel(onnx, { threads: 2 });
+  assert.equal((await (two as unknown as { gradSession(h: object, w: string[]): Promise<{ chunk: number }> }).gradSession({ kind: 'ce' }, [two.inputName])).chunk, 64);
+  await two.dispose();
   await auto.dispose();
   await fixed.dispose();
 });

@@ -20,12 +20,11 @@ export interface PooledConv {
   conv: Node;
   /** Phase outputs, window positions in row-major order. */
   phases: string[];
-  /** Flat offset of each phase's element from its window's first element in the full-resolution map. */
+  /** Flat offset of each phase's element from its window's first element in the covered map (`used`). */
   offsets: number[];
   /** Pool kernel (= strides). */
   window: number[];
-  /** Spatial dims of the full-resolution conv output and of the pooled output. */
-  full: number[];
+  /** Spatial dims of the pooled output. */
   pooled: number[];
   /**
    * The leading part of the full-resolution map that the pool's windows cover (pooled x window per axis; the rows and
@@ -160,7 +159,7 @@ export function splitPooledConvs(g: Graph, shapes: ShapeMap, b: GraphBuilder, wa
     g.nodes.push({ name: maxName, opType: 'Max', domain: '', inputs: level, outputs: [pool.outputs[0]!], attrs: new Map() });
     removed.add(conv);
     removed.add(pool);
-    done.set(maxName, { conv, phases, offsets, window, full, pooled, used, channels });
+    done.set(maxName, { conv, phases, offsets, window, pooled, used, channels });
   }
   if (done.size) g.nodes = g.nodes.filter((n) => !removed.has(n));
   return done;

@@ -200,9 +200,10 @@ export const convRules: RuleTable = {
     // A gradient that stops short of the output's end (a pool drops the last rows): the rule runs on the convolution
     // restricted to the outputs it covers, which reads only the first rows of x; dX is zero-padded back to x's extent.
     const ext = c.gradOutputExtent;
-    const restricted = restrictWindow(whole, c.dims(c.output(0)).slice(2), ext);
+    const outWhole = c.dims(c.output(0)).slice(2);
+    const restricted = restrictWindow(whole, outWhole, ext);
     const w = restricted ?? whole;
-    const outSpatial = restricted ? ext! : c.dims(c.output(0)).slice(2);
+    const outSpatial = restricted ? ext! : outWhole;
     if (ext && !restricted) dY = fitSpatial(c, dY, ext, outSpatial);
     const cut = restricted && restricted.spatial.some((d, i) => d < whole.spatial[i]!);
     // x as the restricted convolution reads it (for the weight-gradient forms that take x's extent as the window's)

@@ -79,8 +79,7 @@ async function trainStepMs(threads: number, x: Float32Tensor, y: Int32Array, wor
   const n = x.shape[0]!;
   const ms = await timeRuns(async () => {
     const r = await ts.step(x, y, rng);
-    for (const g of r.grads) for (let i = 0; i < g.length; i++) g[i]! /= n;
-    opt.step(r.grads);
+    opt.step(r.grads, 1 / n);
   });
   await ts.release();
   return ms;

@@ -17,9 +17,11 @@ export interface Optimizer {
   readonly steps: number;
   /**
    * Applies one update.
-   * @param grads one gradient per parameter, in the order the optimizer was given them (the loss's mean gradient)
+   * @param grads one gradient per parameter, in the order the optimizer was given them
+   * @param scale multiplies every gradient first, in the same pass (1 / batch size turns the gradient of a summed loss,
+   *   which training graphs return, into the batch mean's); default 1
    */
-  step(grads: readonly Float32Array[]): void;
+  step(grads: readonly Float32Array[], scale?: number): void;
 }
 
 function checkNumber(what: string, v: number, min: number, max = Infinity, minInclusive = true): number {
@@ -33,6 +35,10 @@ function checkGrads(params: readonly ParamRef[], grads: readonly Float32Array[])
   params.forEach((p, i) => {
     if (grads[i]!.length !== p.data.length) throw new BulwarkError('BULWARK_E_INTERNAL', `gradient of ${p.name} has ${grads[i]!.length} values for ${p.data.length}`);
   });
+}
+
+function checkScale(scale: number): void {
+  if (!Number.isFinite(scale) || scale <= 0) throw new BulwarkError('BULWARK_E_ARG', `gradient scale must be a finite number above 0, got ${scale}`);
 }
 
 /** Options of {@link SGD}. */
@@ -72,24 +78,35 @@ export class SGD implements Optimizer {
     this.buffers = this.momentum > 0 ? params.map((p) => new Float32Array(p.data.length)) : [];
   }
 
-  step(grads: readonly Float32Array[]): void {
+  step(grads: readonly Float32Array[], scale = 1): void {
     checkGrads(this.params, grads);
+    checkScale(scale);
     const { lr, momentum: mu, dampening, nesterov, weightDecay: wd } = this;
-    const first = this.steps === 0;
-    this.params.forEach((p, i) => {
-      const theta = p.data;
+    // The buffer's first value is the gradient itself (PyTorch's rule), so the first step damps nothing.
+    const keep = this.steps === 0 ? 0 : mu;
+    const take = this.steps === 0 ? 1 : 1 - dampening;
+    for (let i = 0; i < this.params.length; i++) {
+      const theta = this.params[i]!.data;
       const grad = grads[i]!;
       const buf = this.buffers[i];
-      for (let j = 0; j < theta.length; j++) {
-        let g = grad[j]! + wd * theta[j]!;
-        if (buf) {
-          const b = first ? g : mu * buf[j]! + (1 - dampening) * g;
+      // One loop per case, with no branch inside: this pass over every parameter is part of each training step.
+      if (!buf) {
+        for (let j = 0; j < theta.length; j++) theta[j] = theta[j]! - lr * (scale * grad[j]! + wd * theta[j]!);
+      } else if (nesterov) {
+        for (let j = 0; j < theta.length; j++) {
+          const g = scale * grad[j]! + wd * theta[j]!;
+          const b = keep * buf[j]! + take * g;
           buf[j] = b;
-          g = nesterov ? g + mu * b : b;
+          theta[j] = theta[j]! - lr * (g + mu * b);
         }
-        theta[j] = theta[j]! - lr * g;
+      } else {
+        for (let j = 0; j < theta.length; j++) {
+          const b = keep * buf[j]! + take * (scale * grad[j]! + wd * theta[j]!);
+          buf[j] = b;
+          theta[j] = theta[j]! - lr * b;
+        }
       }
-    });
+    }
     this.steps++;
   }
 }
@@ -134,8 +151,9 @@ export class Adam implements Optimizer {
     this.v = params.map((p) => new Float32Array(p.data.length));
   }
 
-  step(grads: readonly Float32Array[]): void {
+  step(grads: readonly Float32Array[], scale = 1): void {
     checkGrads(this.params, grads);
+    checkScale(scale);
     this.steps++;
     const { lr, beta1: b1, beta2: b2, eps, weightDecay: wd, decoupled } = this;
     const stepSize = lr / (1 - b1 ** this.steps);
@@ -148,7 +166,7 @@ export class Adam implements Optimizer {
       const m = this.m[i]!;
       const v = this.v[i]!;
       for (let j = 0; j < theta.length; j++) {
-        const g = grad[j]! + l2 * theta[j]!;
+        const g = scale * grad[j]! + l2 * theta[j]!;
         const mj = b1 * m[j]! + (1 - b1) * g;
         const vj = b2 * v[j]! + (1 - b2) * g * g;
         m[j] = mj;

@@ -414,8 +414,7 @@ export async function train(net: Network, data: Dataset, opts: TrainOptions): Pr
           throw new BulwarkError('BULWARK_E_NONFINITE', `the training loss became ${batchLoss} at epoch ${epoch}, step ${i + 1}`, { hint: 'Training diverged: lower the learning rate (--lr) or use a warmup.' });
         }
         // The graph returns gradients of the summed loss; the update follows the batch mean.
-        for (const g of res.grads) for (let j = 0; j < g.length; j++) g[j]! /= bn;
-        optimizer.step(res.grads);
+        optimizer.step(res.grads, 1 / bn);
         lossSum += batchLoss;
         correct += Math.round(scoreLogits(res.logits, by, k).accuracy * bn);
         seen += bn;
@@ -463,8 +462,7 @@ export async function trainStepTimer(net: Network, x: Float32Tensor, y: ArrayLik
     for (let i = 0; i < warmup + iters; i++) {
       const t0 = performance.now();
       const res = await session.step(x, y, rng);
-      for (const g of res.grads) for (let j = 0; j < g.length; j++) g[j]! /= n;
-      optimizer.step(res.grads);
+      optimizer.step(res.grads, 1 / n);
       if (i >= warmup) times.push(performance.now() - t0);
     }
   } finally {

@@ -6,11 +6,13 @@ import { Adam, AdamW, SGD, learningRate, makeOptimizer, type Optimizer, type Par
 // Reference trajectories from torch.optim (PyTorch 1.13, float64) on θ₀ = [1, −2, 0.5] with these three gradients.
 const GRADS = [[0.5, 0.25, -1.0], [-0.1, 0.3, 0.0], [0.2, -0.4, 2.0]];
 
-function trajectory(make: (params: ParamRef[]) => Optimizer): number[][] {
+/** The trajectory from GRADS; with `scale`, each gradient is passed divided by it and multiplied back by step(_, scale). */
+function trajectory(make: (params: ParamRef[]) => Optimizer, scale = 1): number[][] {
   const p = { name: 'p', data: Float32Array.from([1, -2, 0.5]) };
   const opt = make([p]);
   return GRADS.map((g) => {
-    opt.step([Float32Array.from(g)]);
+    if (scale === 1) opt.step([Float32Array.from(g)]);
+    else opt.step([Float32Array.from(g, (v) => v / scale)], scale);
     return Array.from(p.data);
   });
 }
@@ -52,6 +54,26 @@ test('Adam (with and without L2 decay) and AdamW match torch.optim', () => {
     [0.98290073957, -2.015998130384, 0.515691082347],
     [0.975906239544, -2.01481090706, 0.511775046587],
   ]);
+});
+
+test('a gradient scale passed to step (the 1 / batch size of a summed loss) equals scaling the gradients', () => {
+  const makers: [string, (ps: ParamRef[]) => Optimizer][] = [
+    ['sgd', (ps) => new SGD(ps, { lr: 0.1 })],
+    ['sgd momentum + decay', (ps) => new SGD(ps, { lr: 0.1, momentum: 0.9, weightDecay: 0.01 })],
+    ['sgd nesterov', (ps) => new SGD(ps, { lr: 0.1, momentum: 0.9, nesterov: true })],
+    ['adam + decay', (ps) => new Adam(ps, { lr: 0.01, weightDecay: 0.1 })],
+    ['adamw', (ps) => new AdamW(ps, { lr: 0.01, weightDecay: 0.1 })],
+  ];
+  for (const [name, make] of makers) {
+    // scale 0.25: the gradients passed are 4x the reference ones; the trajectory must be the reference one
+    const want = trajectory(make);
+    const got = trajectory(make, 0.25);
+    got.forEach((row, i) => row.forEach((v, j) => assert.ok(Math.abs(v - want[i]![j]!) <= 1e-6, `${name}: step ${i + 1}, element ${j}: ${v} vs ${want[i]![j]}`)));
+  }
+  const opt = new SGD([{ name: 'w', data: new Float32Array(1) }], { lr: 0.1 });
+  for (const bad of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
+    assert.throws(() => opt.step([new Float32Array(1)], bad), (e: unknown) => e instanceof BulwarkError && e.code === 'BULWARK_E_ARG' && /scale/.test(e.message));
+  }
 });
 
 test('Adam first step by hand: θ − lr·g/(|g| + ε) (bias corrections cancel)', () => {

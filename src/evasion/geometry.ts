@@ -110,8 +110,14 @@ export function projectRow(adv: Float32Array, x: Float32Array, offset: number, d
     }
     return;
   }
+  // L1 projects the unclipped point: clipping first and then projecting is not the projection (x = 0, box [0, 1]²,
+  // eps 1: (3, 0.5) projects to (1, 0), but its clip (1, 0.5) to (0.75, 0.25))
+  if (norm === 1 && Number.isFinite(eps)) {
+    projectL1BoxRow(adv, x, offset, d, eps, lo, hi);
+    return;
+  }
   for (let j = offset; j < offset + d; j++) adv[j] = Math.min(hi, Math.max(lo, adv[j]!));
-  if (!Number.isFinite(eps)) return;
+  if (!Number.isFinite(eps) || norm === 1) return;
   if (norm === 2) {
     let s = 0;
     for (let j = offset; j < offset + d; j++) s += (adv[j]! - x[j]!) ** 2;
@@ -128,10 +134,6 @@ export function projectRow(adv: Float32Array, x: Float32Array, offset: number, d
         for (let j = offset; j < offset + d; j++) adv[j] = x[j]! + (adv[j]! - x[j]!) * g;
       }
     }
-    return;
-  }
-  if (norm === 1) {
-    projectL1BoxRow(adv, x, offset, d, eps, lo, hi);
     return;
   }
   const lay = layout ?? { channels: 1, positions: d };

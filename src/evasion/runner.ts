@@ -121,7 +121,7 @@ export async function runAttack(attack: string | AttackDefinition<CommonOptions>
       throw new BulwarkError('BULWARK_E_INTERNAL', `${def.name} returned adversarial inputs of shape ${shapeStr(adv.shape)} for inputs of shape ${shapeStr(xs.shape)}`);
     }
     const raw = { data: new Float32Array(adv.data), shape: [...xs.shape], dtype: 'float32' as const };
-    const bad = violations(raw, xs, threat, model.bounds, tol);
+    const bad = violations(raw, xs, def.minimumNorm ? { ...threat, eps: Infinity } : threat, model.bounds, tol);
     project(raw, xs, threat.norm, threat.eps, model.bounds);
     for (let r2 = 0; r2 < rows.length; r2++) if (bad[r2]) outOfThreat[rows[r2]!] = 1;
     scatterRows(adversarial, raw, rows, Int32Array.from({ length: rows.length }, (_, k) => k));

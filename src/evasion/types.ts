@@ -99,6 +99,12 @@ export interface AttackDefinition<O extends CommonOptions = CommonOptions> {
    * example, including clean misclassified ones, in one call.
    */
   wholeBatch?: boolean;
+  /**
+   * Minimum-norm attacks (FAB, HopSkipJump, C&W, DeepFool) return the smallest adversarial input they found whatever
+   * the budget: with a finite eps, a row beyond it is projected back like any other (and then usually fails) but does
+   * not count as leaving the threat model. Leaving the box still counts.
+   */
+  minimumNorm?: boolean;
   /** Strict option schema: unknown keys are refused, every default is documented. */
   schema: OptionSchema<O>;
   /** The threat model the options describe, for inputs of `shape` [N, ...]; default `{ norm: options.norm, eps: options.eps }`. */

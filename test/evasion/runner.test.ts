@@ -6,7 +6,7 @@ import type { Float32Tensor } from '../../src/core/tensor.js';
 import { apgdCheckpoints } from '../../src/evasion/whitebox/apgd.js';
 import { projectOnHyperplaneBox } from '../../src/evasion/whitebox/fab.js';
 import { pgd } from '../../src/evasion/whitebox/pgd.js';
-import { projectL1BoxRow, rowNorm } from '../../src/evasion/geometry.js';
+import { projectL1BoxRow, projectRow, rowNorm } from '../../src/evasion/geometry.js';
 import { commonFields, defineSchema } from '../../src/evasion/options.js';
 import { runAttack } from '../../src/evasion/runner.js';
 import type { AttackDefinition, CommonOptions, Model, Norm } from '../../src/evasion/types.js';
@@ -118,6 +118,17 @@ test('the L1-ball ∩ box projection is the Euclidean projection (beats random f
       assert.ok(dist(p) <= dist(q) + 1e-6, `trial ${trial}: projection is not the closest point`);
     }
   }
+});
+
+test('projectRow for L1 projects the point itself, not its clip to the box', () => {
+  // x = 0, box [0, 1]², eps 1: the projection of (3, 0.5) is (1, 0); projecting the clip (1, 0.5) would give (0.75, 0.25)
+  const p = Float32Array.from([3, 0.5]);
+  projectRow(p, new Float32Array(2), 0, 2, 1, 1, 0, 1);
+  assert.ok(Math.abs(p[0]! - 1) < 1e-6 && Math.abs(p[1]!) < 1e-6, `got (${p[0]}, ${p[1]})`);
+  // and an infinite budget only clips
+  const q = Float32Array.from([3, -0.5]);
+  projectRow(q, new Float32Array(2), 0, 2, 1, Infinity, 0, 1);
+  assert.deepEqual(Array.from(q), [1, 0]);
 });
 
 for (const norm of ['inf', 2, 1] as const) {

@@ -58,6 +58,33 @@ test('targeted attacks reach their targets', async () => {
   assert.ok(t.summary.robustAccuracy <= u.summary.robustAccuracy + 0.05, `APGD-T ${t.summary.robustAccuracy} vs APGD-DLR ${u.summary.robustAccuracy}`);
 });
 
+test('C&W with confidence kappa keeps only examples whose adversarial class leads by kappa', async () => {
+  const { x: xs, y: ys } = sub(0, 12);
+  const kappa = 3;
+  const r = await cw(model, xs, ys, { kappa, initialConst: 1, steps: 100, lr: 0.05, binarySearchSteps: 3, abortEarly: false });
+  const logits = await model.predict(r.adversarial);
+  let checked = 0;
+  for (let i = 0; i < ys.length; i++) {
+    if (!r.success[i]) continue;
+    const row = Array.from(logits.data.subarray(i * 10, (i + 1) * 10));
+    const other = Math.max(...row.filter((_, j) => j !== ys[i]));
+    assert.ok(other - row[ys[i]!]! >= kappa - 1e-4, `example ${i}: lead ${other - row[ys[i]!]!} < kappa ${kappa}`);
+    checked++;
+  }
+  assert.ok(checked >= 9, `C&W with kappa ${kappa} succeeded on ${checked} of ${ys.length}`);
+});
+
+test('a minimum-norm attack under a finite eps: rows beyond it are projected and fail, not counted out of threat', async () => {
+  const { x: xs, y: ys } = sub(0, 10);
+  // eps far below the model's minimal L∞ perturbations: FAB's smallest points lie beyond it
+  const f = await fab(model, xs, ys, { norm: 'inf', eps: 0.02, steps: 10 });
+  assert.equal(f.summary.outOfThreat, 0);
+  assert.ok(f.summary.robustAccuracy >= 0.9, `robust accuracy ${f.summary.robustAccuracy} at eps 0.02`);
+  assert.ok(Math.max(...f.norms.linf) <= 0.02 + 1e-6);
+  const minimum = (f.extras?.['minimumNorm'] as Float32Array | undefined) ?? new Float32Array();
+  assert.ok(minimum.some((v) => v > 0.02 && Number.isFinite(v)), 'FAB found no point beyond eps: the case is not exercised');
+});
+
 test('FAB finds perturbations smaller than PGD\'s eps where PGD succeeds, and smaller than DeepFool\'s', async () => {
   const { x: xs, y: ys } = sub(0, 20);
   const eps = 0.3;

@@ -106,7 +106,9 @@ async function craftHsj(ctx: AttackContext<HsjOptions>): Promise<CraftOutput> {
     const k = out.length / Math.max(owners.length, 1);
     return owners.map((i, r) => isAdversarial(out, r, k, y[i]!, targets ? targets[i]! : undefined));
   };
-  const searchSteps = Math.ceil(Math.log2(1 / theta)) + 1;
+  // Queries a boundary search may take: L2 bisects a blend factor in [0, 1] to theta; L∞ bisects a radius in [0, d0]
+  // (d0 at most the box's width) to min(d0·theta, theta), which takes log2(max(1, d0)/theta) steps.
+  const searchSteps = Math.ceil(Math.log2((linf ? Math.max(1, hi - lo) : 1) / theta)) + 1;
   const done = (i: number): boolean => st[i]!.stopped || (Number.isFinite(o.eps) && st[i]!.bestDist <= o.eps);
 
   // 1. Starting points. Targeted: images of the target class from the pool, nearest to x_i first (the paper starts
@@ -348,6 +350,7 @@ export const hsjDefinition: AttackDefinition<HsjOptions> = {
   summary: 'HopSkipJump: decision-based (labels only) boundary walk with estimated gradients (black-box, L2 and L∞)',
   paper: PAPER,
   whiteBox: false,
+  minimumNorm: true,
   norms: [2, 'inf'],
   targeted: true,
   schema: defineSchema<HsjOptions>(

@@ -50,6 +50,8 @@ export async function cwCraft(ctx: AttackContext<CwOptions>): Promise<Float32Ten
   const upper = new Float64Array(n).fill(1e10);
   const labelsForHead = targets ?? y;
   const head = { kind: 'margin' as const, targeted: targets !== undefined, kappa: o.kappa };
+  // A lead clipped at κ equals κ as the graph holds it: float32 (or float64 for a float64 model)
+  const kappaHeld = Math.min(o.kappa, Math.fround(o.kappa));
   const xp = new Float32Array(x.data.length);
   const gw = new Float32Array(x.data.length);
   const tensor = (data: Float32Array): Float32Tensor => ({ data, shape: [...x.shape], dtype: 'float32' });
@@ -71,7 +73,10 @@ export async function cwCraft(ctx: AttackContext<CwOptions>): Promise<Float32Ten
         const f = targets ? r.loss[i]! : -r.loss[i]!;
         total += l2 + c[i]! * f;
         const p = rowArgmax(r.output.data, i, k);
-        const ok = succT ? p === succT[i] : targets ? p === targets[i] : p !== y[i];
+        // With κ > 0 a point counts only once the attacker's class leads by κ (the paper's compare(); the head's value
+        // is that lead clipped at κ), so the search keeps confident examples rather than ones just over the boundary.
+        const lead = targets ? -r.loss[i]! : r.loss[i]!;
+        const ok = (succT ? p === succT[i] : targets ? p === targets[i] : p !== y[i]) && (o.kappa === 0 || lead >= kappaHeld);
         if (ok) {
           succeededThisRound[i] = 1;
           if (l2 < bestL2[i]! * bestL2[i]!) {
@@ -114,6 +119,7 @@ export const cwDefinition: AttackDefinition<CwOptions> = {
   summary: 'Carlini & Wagner L2: tanh box, Adam, binary search over c, confidence kappa (minimum-norm)',
   paper: CW,
   whiteBox: true,
+  minimumNorm: true,
   norms: [2],
   targeted: true,
   schema: defineSchema<CwOptions>(

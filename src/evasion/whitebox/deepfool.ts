@@ -97,6 +97,7 @@ export const deepfoolDefinition: AttackDefinition<DeepFoolOptions> = {
   summary: 'DeepFool: steps to the nearest linearized decision boundary, L2 or L∞ (minimum-norm, untargeted)',
   paper: DF,
   whiteBox: true,
+  minimumNorm: true,
   norms: [2, 'inf'],
   targeted: false,
   schema: defineSchema<DeepFoolOptions>(

@@ -188,6 +188,7 @@ export const fabDefinition: AttackDefinition<FabOptions> = {
   summary: 'Fast adaptive boundary attack: minimum-norm adversarial examples in L∞, L2 or L1 (Croce & Hein 2020)',
   paper: FAB,
   whiteBox: true,
+  minimumNorm: true,
   norms: ['inf', 2, 1],
   targeted: true,
   schema: defineSchema<FabOptions>(

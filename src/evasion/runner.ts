@@ -80,11 +80,12 @@ export async function runAttack(attack: string | AttackDefinition<CommonOptions>
   const threat = def.threat ? def.threat(opts, model.bounds, x.shape) : { norm: opts.norm, eps: opts.eps };
   checkOptions(def, opts, threat, model, x);
   checkModel(def, model);
-  const labels = checkData(def, model, x, y);
+  checkData(def, model, x, y);
   const n = x.shape[0]!;
   const ids = checkIndices(def, run.indices, n);
 
   const cleanScores = await model.predict(x);
+  const labels = checkLabels(def, classCount(def, model, cleanScores, n), y);
   const clean = argmax(cleanScores);
   const targets = resolveTargets(def, opts.criterion, n, model.numClasses);
   const attacked = new Uint8Array(n);
@@ -241,7 +242,7 @@ function checkModel(def: AttackDefinition<CommonOptions>, model: Model): void {
   }
 }
 
-function checkData(def: AttackDefinition<CommonOptions>, model: Model, x: Float32Tensor, y: ArrayLike<number>): Int32Array {
+function checkData(def: AttackDefinition<CommonOptions>, model: Model, x: Float32Tensor, y: ArrayLike<number>): void {
   const want = model.inputShape;
   const got = x.shape;
   if (got.length !== want.length || got.some((d, i) => i > 0 && want[i]! > 0 && d !== want[i])) {
@@ -263,7 +264,32 @@ function checkData(def: AttackDefinition<CommonOptions>, model: Model, x: Float3
     }
   }
   if (y.length !== n) throw new BulwarkError('BULWARK_E_LABELS', `${def.name}: ${y.length} labels for ${n} inputs`);
-  const k = model.numClasses;
+}
+
+/**
+ * The number of classes K from the model's clean scores, which must be [N, K] with K ≥ 2: an attack flips a
+ * decision between classes, and a model with one score (or scores of another shape) has none to flip.
+ */
+function classCount(def: AttackDefinition<CommonOptions>, model: Model, scores: Float32Tensor, n: number): number {
+  const k = scores.shape.length === 2 && scores.shape[0] === n ? scores.shape[1]! : -1;
+  if (k < 0) {
+    throw new BulwarkError('BULWARK_E_MODEL', `${def.name}: the model's output has shape ${shapeStr(scores.shape)} for ${n} inputs; attacks need class scores [N, K]`, {
+      hint: 'Use a classifier whose output is one score per class, [N, K] (`bulwark info` shows the output shape).',
+    });
+  }
+  if (k < 2) {
+    throw new BulwarkError('BULWARK_E_MODEL', `${def.name}: the model outputs ${k} class score${k === 1 ? '' : 's'} per example; an attack needs at least 2 classes to flip a decision between`, {
+      hint: 'A one-score model (a detector or regressor) has no class decision to attack: export it with one score per class, e.g. [1 - p, p].',
+    });
+  }
+  if (model.numClasses > 0 && model.numClasses !== k) {
+    throw new BulwarkError('BULWARK_E_MODEL', `${def.name}: the model declares ${model.numClasses} classes but returned ${k} scores per example`);
+  }
+  return k;
+}
+
+function checkLabels(def: AttackDefinition<CommonOptions>, k: number, y: ArrayLike<number>): Int32Array {
+  const n = y.length;
   const labels = new Int32Array(n);
   for (let i = 0; i < n; i++) {
     const v = y[i]!;

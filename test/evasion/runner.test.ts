@@ -9,6 +9,7 @@ import { pgd } from '../../src/evasion/whitebox/pgd.js';
 import { projectL1BoxRow, projectRow, rowNorm } from '../../src/evasion/geometry.js';
 import { commonFields, defineSchema } from '../../src/evasion/options.js';
 import { runAttack } from '../../src/evasion/runner.js';
+import '../../src/evasion/blackbox/index.js';
 import type { AttackDefinition, CommonOptions, Model, Norm } from '../../src/evasion/types.js';
 import { mnistTest, referenceModel } from './reference.js';
 
@@ -87,6 +88,23 @@ test('options are validated strictly: unknown keys and bad values are refused', 
 test('a white-box attack on a model without gradients names the black-box alternatives', async () => {
   const predictOnly: Model = { inputShape: model.inputShape, numClasses: 10, bounds: [0, 1], outputKind: 'logits', queries: 0, predict: (t) => model.predict(t) };
   await assert.rejects(pgd(predictOnly, x, y, { eps: 0.1 }), (e: unknown) => e instanceof BulwarkError && e.code === 'BULWARK_E_MODEL' && /square/.test(e.hint) && /hsj/.test(e.hint) && /estimator/.test(e.hint));
+});
+
+test('attacks refuse models without class scores to flip: one score per example, or scores that are not [N, K]', async () => {
+  const xs = { data: x.data.subarray(0, 4 * 784), shape: [4, 1, 28, 28], dtype: 'float32' as const };
+  const ys = y.subarray(0, 4);
+  const scoring = (k: number, shape: (n: number) => number[]): Model => ({
+    inputShape: model.inputShape, numClasses: k, bounds: [0, 1], outputKind: 'logits', queries: 0,
+    predict: async (t) => {
+      const dims = shape(t.shape[0]!);
+      return { data: new Float32Array(dims.reduce((a, v) => a * v, 1)).fill(0.5), shape: dims, dtype: 'float32' };
+    },
+  });
+  const zeros = new Int32Array(4);
+  for (const attack of ['square', 'hsj'] as const) {
+    await assert.rejects(runAttack(attack, scoring(1, (n) => [n, 1]), xs, zeros, { eps: 0.1 }), (e: unknown) => e instanceof BulwarkError && e.code === 'BULWARK_E_MODEL' && /at least 2 classes/.test(e.message));
+    await assert.rejects(runAttack(attack, scoring(2, (n) => [n, 5, 2]), xs, ys.map((v) => v % 2), { eps: 0.1 }), (e: unknown) => e instanceof BulwarkError && e.code === 'BULWARK_E_MODEL' && /\[N, K\]/.test(e.message));
+  }
 });
 
 test('APGD checkpoints follow the paper: p_{j+1} = p_j + max(p_j − p_{j−1} − 0.03, 0.06)', () => {

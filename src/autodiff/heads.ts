@@ -81,7 +81,7 @@ export function appendHead(g: Graph, logits: string, numClasses: number, spec: H
   }
   // dlr
   const needed = spec.targeted ? 4 : 3;
-  if (K < needed) throw new BulwarkError('BULWARK_E_MODEL', `the ${spec.targeted ? 'targeted ' : ''}DLR loss needs at least ${needed} classes; the model has ${K}`, { hint: 'Use --loss ce or margin for models with few classes.' });
+  if (K < needed) throw new BulwarkError('BULWARK_E_MODEL', `the ${spec.targeted ? 'targeted ' : ''}DLR loss needs at least ${needed} classes; the model has ${K}`, { hint: 'Use the cross-entropy or margin loss with models of few classes: `grad --loss ce|margin`, and the attack apgd-ce rather than apgd-dlr.' });
   const [top] = b.nodeN('TopK', [logits, b.int64([needed])], { axis: -1, largest: 1, sorted: 1 }, 2, 'head/topk');
   const pick = (k: number) => b.node('Gather', [top!, b.int64([k], [])], { axis: 1 });
   const tiny = b.scalar(1e-12);

@@ -8,7 +8,7 @@ import { urlScheme } from '../core/urls.js';
 import { BulwarkError } from '../core/errors.js';
 import { Rng } from '../core/rng.js';
 import type { Float32Tensor } from '../core/tensor.js';
-import { refuseOutputOverInput } from '../core/fsio.js';
+import { checkWritable, refuseOutputOverInput } from '../core/fsio.js';
 import { writeNpy } from '../data/npy.js';
 import { dataSpecFiles } from '../data/spec.js';
 import type { AttackDefinition, AttackResult, Criterion, Model, Norm } from '../evasion/types.js';
@@ -351,9 +351,13 @@ export function attackJson(r: AttackResult, extra: Record<string, unknown> = {})
 export async function run(argv: string[]): Promise<number> {
   const HELP = help();
   const [name, ...rest] = argv;
-  if (name === undefined || name === '--help' || name === '-h') {
+  if (name === '--help' || name === '-h') {
     process.stdout.write(HELP + '\n');
-    return name === undefined ? 2 : 0;
+    return 0;
+  }
+  if (name === undefined) {
+    process.stderr.write(HELP + '\n\n');
+    throw new BulwarkError('BULWARK_E_USAGE', `no attack given; attacks are ${Object.keys(ATTACKS).join(', ')}`, { hint: 'e.g. `bulwark attack pgd --model M.onnx --data mnist:test[0:100] --eps 0.3`; `bulwark attack --help` lists every option.' });
   }
   const row = ATTACKS[name];
   if (!row) throw new BulwarkError('BULWARK_E_USAGE', `unknown attack ${JSON.stringify(name)}; attacks are ${Object.keys(ATTACKS).join(', ')}`, { hint: 'Run `bulwark attack --help`.' });
@@ -379,8 +383,18 @@ export async function run(argv: string[]): Promise<number> {
     if (def.norms.every((n) => n === 0)) throw new BulwarkError('BULWARK_E_USAGE', `${name} takes no --norm: its threat model is a patch whose area fraction is --eps`);
     throw new BulwarkError('BULWARK_E_ARG', `--norm ${f.str('norm')}: ${name} supports --norm ${def.norms.join(' or ')}`);
   }
+  if (f.has('targets') && f.has('target-class')) {
+    throw new BulwarkError('BULWARK_E_USAGE', '--targets and --target-class both name the targets; give one', { hint: '--targets T.npy gives one target per example, --target-class C the same class for all.' });
+  }
+  const where = v['model'];
+  if (def.whiteBox && typeof where === 'string' && (urlScheme(where) === 'http' || urlScheme(where) === 'https')) {
+    // before any connection: a remote endpoint only ever answers predictions
+    const { BLACK_BOX_HINT } = await import('../evasion/runner.js');
+    throw new BulwarkError('BULWARK_E_MODEL', `${name} is a white-box attack and needs gradients, but --model ${where} is a remote endpoint, which only returns predictions`, { hint: BLACK_BOX_HINT });
+  }
   const outPath = f.str('out');
   if (outPath) {
+    checkWritable(outPath, '--out');
     refuseOutputOverInput([['--out', outPath]], [
       ['--model', v['model'] as string | undefined], ['--input', v['input'] as string | undefined], ['--labels', v['labels'] as string | undefined],
       ['--targets', v['targets'] as string | undefined], ...dataSpecFiles(v['data']).map((d): [string, string] => ['--data', d]),

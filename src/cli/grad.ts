@@ -1,5 +1,5 @@
 import { BulwarkError } from '../core/errors.js';
-import { refuseOutputOverInput } from '../core/fsio.js';
+import { checkWritable, refuseOutputOverInput } from '../core/fsio.js';
 import { writeNpy } from '../data/npy.js';
 import { dataSpecFiles } from '../data/spec.js';
 import type { LossKind } from '../autodiff/heads.js';
@@ -31,6 +31,7 @@ export async function run(argv: string[]): Promise<number> {
   if (v['kappa'] !== undefined && loss !== 'margin') throw new BulwarkError('BULWARK_E_USAGE', `--kappa applies to --loss margin, not ${loss}`);
   if (loss === 'dlr' && v['targeted']) throw new BulwarkError('BULWARK_E_ARG', 'targeted DLR needs true labels and targets; use it through the attack API');
   const modelPath = required(v, 'model', HELP);
+  checkWritable(out, '--out');
   refuseOutputOverInput([['--out', out]], [
     ['--model', modelPath], ['--input', v['input'] as string | undefined], ['--labels', v['labels'] as string | undefined],
     ...dataSpecFiles(v['data']).map((f): [string, string] => ['--data', f]),

@@ -59,9 +59,14 @@ function usage(): string {
 /** Runs the CLI and maps typed errors to exit codes; never prints a stack for a user error. */
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
-  if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+  if (cmd === '--help' || cmd === '-h' || cmd === 'help') {
     process.stdout.write(usage() + '\n');
-    return cmd === undefined ? 2 : 0;
+    return 0;
+  }
+  if (cmd === undefined) {
+    // asked for nothing: the usage goes to stderr with the error, stdout stays empty for scripts
+    process.stderr.write(usage() + '\n\n');
+    return reportError(new BulwarkError('BULWARK_E_USAGE', 'no command given', { hint: 'Run `bulwark --help` for the commands, or `bulwark scan --demo` to see an assessment.' }));
   }
   if (cmd === '--version' || cmd === '-V') {
     process.stdout.write(VERSION + '\n');

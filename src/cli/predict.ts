@@ -1,4 +1,4 @@
-import { refuseOutputOverInput } from '../core/fsio.js';
+import { checkWritable, refuseOutputOverInput } from '../core/fsio.js';
 import { writeNpy } from '../data/npy.js';
 import { dataSpecFiles } from '../data/spec.js';
 import { parseFlags, printJson, required } from './args.js';
@@ -15,6 +15,7 @@ export async function run(argv: string[]): Promise<number> {
   const modelPath = required(v, 'model', HELP);
   const out = required(v, 'out', HELP);
   checkInputFlags(v);
+  checkWritable(out, '--out');
   refuseOutputOverInput([['--out', out]], [['--model', modelPath], ['--input', v['input'] as string | undefined], ...dataSpecFiles(v['data']).map((f): [string, string] => ['--data', f])]);
   const model = await modelFromFlags(v, modelPath);
   const { x } = await inputsFromFlags(v, { labels: 'optional', model });

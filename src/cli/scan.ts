@@ -1,5 +1,8 @@
 import * as path from 'node:path';
 import { BulwarkError } from '../core/errors.js';
+import { namingFlagSync } from '../core/errors.js';
+import { checkWritableFolder } from '../core/fsio.js';
+import { parseDataSpec } from '../data/spec.js';
 import { BUDGETS, parseNorm, type Budget } from '../evasion/evaluate/index.js';
 import { DEMO_DEFAULTS, demoModel } from '../report/demo.js';
 import { SECTION_PARTS, SECTION_PROVIDERS, gateMetrics, parseSections, runAssessment, writeReport } from '../report/assess.js';
@@ -152,9 +155,15 @@ export async function run(argv: string[]): Promise<number> {
   const log = (line: string) => {
     if (!json) process.stderr.write(line + '\n');
   };
+  const out = typeof v.out === 'string' ? v.out : DEMO_DEFAULTS.out;
+  // before the assessment (and before the demo trains a model): a report that cannot be written fails now
+  checkWritableFolder(out, ['report.json', 'report.html', 'report.sarif'], '--out');
   const modelPath = demo ? (await demoModel(log)).path : (v.model as string);
   const data = typeof v.data === 'string' ? v.data : DEMO_DEFAULTS.data;
-  const out = typeof v.out === 'string' ? v.out : DEMO_DEFAULTS.out;
+  // the three data flags are checked here so that a malformed spec names its flag
+  for (const [flag, spec] of [['--data', data], ['--train-data', trainData], ['--holdout-data', holdoutData]] as const) {
+    if (spec !== undefined) namingFlagSync(flag, () => parseDataSpec(spec));
+  }
   if (demo) log(`demo: assessing ${path.relative(process.cwd(), modelPath) || modelPath} on ${data} (budget ${budget}) into ${out}/`);
   const bar = stageProgress(json ? false : undefined);
   let report: Report;

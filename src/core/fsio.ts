@@ -123,6 +123,36 @@ export function checkWritable(file: string, what: string): void {
   }
 }
 
+/**
+ * Checks, before any work, that `files` (names) can later be written into the folder `dir`: the folder exists as a
+ * folder or can be created (the nearest existing level is a writable folder), and each file is missing or a regular
+ * file. Nothing is created.
+ * @param what the flag, for messages (e.g. "--out")
+ * @throws BulwarkError BULWARK_E_FILE_WRITE
+ */
+export function checkWritableFolder(dir: string, files: string[], what: string): void {
+  const fail = (why: string): never => {
+    throw new BulwarkError('BULWARK_E_FILE_WRITE', `${what}: cannot write into ${dir}: ${why}`, { hint: `Give ${what} a folder (it is created if missing).` });
+  };
+  let existing: string | undefined;
+  try {
+    existing = nearestFolder(dir).existing;
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  if (existing !== undefined) {
+    try {
+      fs.accessSync(existing, fs.constants.W_OK | fs.constants.X_OK);
+    } catch {
+      fail(`the folder ${existing} is not writable`);
+    }
+  }
+  for (const f of files) {
+    const reason = unreplaceableReason(path.join(dir, f));
+    if (reason) fail(`${f} cannot be replaced: ${reason}`);
+  }
+}
+
 /** A file's identity for comparisons: its real path, and device and inode when it exists. */
 function fileIdentity(p: string): { real: string; dev?: number; ino?: number } {
   const abs = path.resolve(p);

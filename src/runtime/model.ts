@@ -165,6 +165,7 @@ export class OnnxModel implements Model {
     this.queries += x.shape[0]!;
     this.checkOutputRows(out[0]!, x.shape[0]!);
     finiteResult(out[0]!.data, x.shape[0]!, 'output');
+    this.checkProbabilities(out[0]!.data);
     return out[0]!;
   }
 
@@ -194,6 +195,7 @@ export class OnnxModel implements Model {
     this.queries += x.shape[0]!;
     if (grad!.data.length !== row * x.shape[0]!) throw new BulwarkError('BULWARK_E_INTERNAL', 'gradient size mismatch');
     finiteResult(out!.data, x.shape[0]!, 'output');
+    this.checkProbabilities(out!.data);
     finiteResult(loss!.data, x.shape[0]!, 'loss');
     finiteResult(grad!.data, x.shape[0]!, 'input gradient');
     return { output: out!, loss: loss!.data, grad: { ...grad!, shape: [...x.shape] } };
@@ -367,6 +369,23 @@ export class OnnxModel implements Model {
       const rows = parts.reduce((a, p) => a + (p.dims[0] ?? 1), 0);
       return { data, shape: first.dims.length ? [rows, ...first.dims.slice(1)] : [], dtype: 'float32' as const };
     });
+  }
+
+  /**
+   * An output declared as probabilities (`outputKind: 'probs'`) without a trailing Softmax that Bulwark can see
+   * through is used as probabilities (losses take its log): a value outside [0, 1] means it is not one.
+   * @throws BulwarkError BULWARK_E_MODEL
+   */
+  private checkProbabilities(out: ArrayLike<number>): void {
+    if (this.outputKind !== 'probs' || this.logitsName !== this.outputName) return;
+    for (let i = 0; i < out.length; i++) {
+      const v = out[i]!;
+      if (v < -1e-6 || v > 1 + 1e-6) {
+        throw new BulwarkError('BULWARK_E_MODEL', `the model's output was declared probabilities (output kind probs), but it holds ${v} at flat index ${i}, outside [0, 1]`, {
+          hint: 'Use --output-kind logits (or auto) for a model that outputs scores; probs is for a model whose output already is probabilities.',
+        });
+      }
+    }
   }
 
   /** Throws BULWARK_E_DTYPE/SHAPE/NONFINITE unless `x` is a finite float32 batch of the model's input shape. */

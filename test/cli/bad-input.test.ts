@@ -108,3 +108,50 @@ test('an eps wider than the input range is refused by IBP training and IBP certi
   assertUserError(cli('certify', '--method', 'ibp', '--model', good.m, '--data', `${good.x},${good.y}`, '--eps', '1e308'), 'BULWARK_E_ARG', /--eps 1e\+308 .*exceeds/);
   assert.ok(!fs.existsSync(path.join(tmp, 't.onnx')));
 });
+
+const mnistModel = path.join(repoRoot, 'fixtures', 'models', 'mnist-cnn-small.onnx');
+
+test('bad outputs fail before any work: --out a folder (attack, predict), scan --out a file', () => {
+  const file = path.join(tmp, 'a-file');
+  fs.writeFileSync(file, 'x');
+  // 2000 PGD steps would take many seconds: the refusal comes first
+  const t0 = Date.now();
+  assertUserError(cli('attack', 'pgd', '--model', mnistModel, '--data', 'mnist:test[0:500]', '--eps', '0.1', '--steps', '2000', '--out', tmp), 'BULWARK_E_FILE_WRITE', /--out: cannot write .*: it is a folder/);
+  assertUserError(cli('predict', '--model', mnistModel, '--data', 'mnist:test[0:8]', '--out', tmp), 'BULWARK_E_FILE_WRITE', /it is a folder/);
+  assertUserError(cli('scan', '--model', mnistModel, '--data', 'mnist:test[0:200]', '--budget', 'standard', '--out', file), 'BULWARK_E_FILE_WRITE', /--out: cannot write into .*is not a folder/);
+  assert.equal(fs.readFileSync(file, 'utf8'), 'x');
+  assert.ok(Date.now() - t0 < 20000, `the refusals took ${Date.now() - t0} ms: was the work done first?`);
+});
+
+test('attack flag conflicts and ranges: white-box on an endpoint, two target flags, NES sigma past the input range, C&W c', () => {
+  // nothing listens on port 9: the refusal must come before any connection attempt (no retries)
+  const r = cli('attack', 'pgd', '--model', 'http://127.0.0.1:9/v2/models/m', '--data', 'mnist:test[0:4]', '--eps', '0.1');
+  assertUserError(r, 'BULWARK_E_MODEL', /white-box attack .* remote endpoint/);
+  assert.match(r.stderr, /square/);
+  const targets = npy('targets.npy', BigInt64Array.from([1n, 2n, 3n, 4n]), [4]);
+  assertUserError(cli('attack', 'pgd', '--model', mnistModel, '--data', 'mnist:test[0:4]', '--eps', '0.1', '--targeted', '--targets', targets, '--target-class', '3'), 'BULWARK_E_USAGE', /--targets and --target-class/);
+  assertUserError(cli('attack', 'nes', '--model', mnistModel, '--data', 'mnist:test[0:4]', '--eps', '0.1', '--sigma', '1e300'), 'BULWARK_E_ARG', /--sigma must be <= the input range 1/);
+  assertUserError(cli('attack', 'cw', '--model', mnistModel, '--data', 'mnist:test[0:4]', '--steps', '2', '--c', '1e39'), 'BULWARK_E_ARG', /--c must be <= /);
+});
+
+test('--output-kind probs on a model whose output is not probabilities is refused', () => {
+  assertUserError(cli('eval', '--model', mnistModel, '--data', 'mnist:test[0:8]', '--output-kind', 'probs'), 'BULWARK_E_MODEL', /declared probabilities .* outside \[0, 1\]/);
+});
+
+test('scan names the data flag of a malformed spec, and a part that could not run is reported skipped, not passed', () => {
+  assertUserError(cli('scan', '--model', mnistModel, '--data', 'mnist:test[0:8]', '--train-data', 'nosuch:train', '--out', path.join(tmp, 'rep0')), 'BULWARK_E_DATA_SPEC', /--train-data: data spec "nosuch:train"/);
+  const r = cli('scan', '--model', mnistModel, '--data', 'mnist:test[0:8]', '--sections', 'hardening.detector', '--out', path.join(tmp, 'rep1'), '--json');
+  assert.equal(r.code, 0, r.stderr);
+  const report = JSON.parse(fs.readFileSync(path.join(tmp, 'rep1', 'report.json'), 'utf8')) as { sections: { id: string; status: string; summary: string }[] };
+  const h = report.sections.find((s) => s.id === 'hardening')!;
+  assert.equal(h.status, 'skipped');
+  assert.match(h.summary, /at least 40 are needed/);
+});
+
+test('no command, or no attack, is a usage error on stderr with a code and a hint; stdout stays empty', () => {
+  for (const args of [[], ['attack']]) {
+    const r = cli(...args);
+    assertUserError(r, 'BULWARK_E_USAGE', /no (command|attack) given/);
+    assert.equal(r.stdout, '');
+  }
+});

@@ -50,6 +50,10 @@ async function craftNes(ctx: AttackContext<NesOptions>): Promise<CraftOutput> {
   const d = x.data.length / n;
   const rowShape = x.shape.slice(1);
   const [lo, hi] = ctx.bounds;
+  // a probe wider than the input range leaves the box at once (and, large enough, overflows to non-finite inputs)
+  if (!(o.sigma <= hi - lo)) {
+    throw new BulwarkError('BULWARK_E_ARG', `${ctx.options.estimator}: option sigma must be <= the input range ${hi - lo} (the model bounds [${lo}, ${hi}]), got ${o.sigma}`, { hint: 'Ilyas et al. use 0.001 and Uesato et al. 0.01 on [0, 1] inputs.' });
+  }
   const settings = estimatorSettings({ method: o.estimator, samples: o.samples, sigma: o.sigma });
   const ledger = new QueryLedger(model, n, o.maxQueries);
   const rngs = exampleStreams(ctx);

@@ -126,8 +126,8 @@ export const cwDefinition: AttackDefinition<CwOptions> = {
     {
       ...commonFields({ norms: [2], eps: Infinity, epsDoc: 'Optional L2 budget: Infinity (default) reports every adversarial example found; a finite eps counts only those within it.' }),
       steps: { type: 'number', integer: true, min: 1, max: 1000000, default: 1000, doc: 'Adam iterations per binary-search step (the paper uses up to 10000 with early abort).', ref: CW },
-      lr: { type: 'number', min: 0, exclusiveMin: true, default: 0.01, doc: 'Adam learning rate (paper: 0.01).', ref: CW },
-      initialConst: { type: 'number', min: 0, exclusiveMin: true, default: 1e-3, doc: 'Initial trade-off constant c (paper: 1e-3, searched upward).', ref: CW },
+      lr: { type: 'number', min: 0, exclusiveMin: true, max: 1e3, default: 0.01, doc: 'Adam learning rate (paper: 0.01).', ref: CW },
+      initialConst: { type: 'number', min: 0, exclusiveMin: true, max: 1e10, default: 1e-3, doc: 'Initial trade-off constant c (paper: 1e-3, searched upward).', ref: CW },
       binarySearchSteps: { type: 'number', integer: true, min: 1, max: 100, default: 9, doc: 'Binary-search steps over c per example (paper: 9); 1 runs with a fixed c.', ref: CW },
       kappa: { type: 'number', min: 0, default: 0, doc: 'Confidence κ: the margin the adversarial class must win by (paper: 0 for minimum distortion).', ref: CW },
       abortEarly: { type: 'boolean', default: true, doc: 'End a binary-search step when the total objective has not fallen by 0.01% over a tenth of the steps (paper).', ref: CW },

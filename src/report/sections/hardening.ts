@@ -513,12 +513,14 @@ export const hardeningProvider: SectionProvider = {
       const best = rows.find((r) => r.adaptive === metrics['preprocessing-adaptive-accuracy'])!;
       bits.push(`The best preprocessing defense, ${best.defense}, keeps ${(100 * best.adaptive).toFixed(1)}% under BPDA.`);
     }
-    if (ran.length === 0 && !parts.has('record')) bits.push('Nothing was evaluated.');
+    // A section that evaluated nothing is skipped, not passed, and says why in its summary
+    const nothing = ran.length === 0 && !parts.has('record');
+    if (nothing) bits.push(`Nothing was evaluated.${notes.length > 0 ? ' ' + notes.join(' ') : ''}`);
     return {
       id: 'hardening',
       title: 'Hardening: defenses and certificates',
       domain: 'hardening',
-      status: statusFromFindings(findings),
+      status: nothing && findings.length === 0 ? 'skipped' : statusFromFindings(findings),
       summary: bits.join(' '),
       metrics,
       findings,

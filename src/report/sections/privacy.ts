@@ -376,8 +376,9 @@ export const privacyProvider: SectionProvider = {
       id: 'privacy',
       title: 'Privacy: training data and model confidentiality',
       domain: 'privacy',
-      status: statusFromFindings(findings),
-      summary: summary.join(' ') || 'Nothing was evaluated.',
+      // a section that evaluated nothing is skipped, not passed, and says why in its summary
+      status: summary.length === 0 && findings.length === 0 ? 'skipped' : statusFromFindings(findings),
+      summary: summary.join(' ') || `Nothing was evaluated.${notes.length > 0 ? ' ' + notes.join(' ') : ''}`,
       metrics,
       findings,
       blocks,

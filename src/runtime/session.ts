@@ -55,13 +55,21 @@ export function ortSessionOptions(threads: number): ort.InferenceSession.Session
   return { intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all', logSeverityLevel: 4 };
 }
 
+/**
+ * onnxruntime's message without the source location it starts with (`/onnxruntime_src/...model.cc:202
+ * onnxruntime::Model::Model(...) `), which means nothing to a user; the reason after it is kept.
+ */
+export function ortMessage(message: string): string {
+  return message.replace(/^\S*onnxruntime_src\/\S+:\d+ [\w:~<>]+\((?:[^()]|\([^()]*\))*\)\s*/, '');
+}
+
 /** Creates an onnxruntime session for a Graph (or ONNX bytes), with Bulwark's defaults. */
 export async function createSession(model: Graph | Uint8Array, opts: SessionOptions = {}): Promise<ort.InferenceSession> {
   const bytes = model instanceof Uint8Array ? model : await sessionBytes(model);
   try {
     return await ort.InferenceSession.create(bytes, ortSessionOptions(opts.threads ?? defaultThreads));
   } catch (e) {
-    throw new BulwarkError('BULWARK_E_RUNTIME', `onnxruntime could not load the graph: ${(e as Error).message}`);
+    throw new BulwarkError('BULWARK_E_RUNTIME', `onnxruntime could not load the graph: ${ortMessage((e as Error).message)}`);
   }
 }
 
@@ -70,7 +78,7 @@ export async function runSession(session: ort.InferenceSession, feeds: Record<st
   try {
     return (await (outputs ? session.run(feeds, outputs) : session.run(feeds))) as Record<string, ort.Tensor>;
   } catch (e) {
-    throw new BulwarkError('BULWARK_E_RUNTIME', `onnxruntime failed to run the graph: ${(e as Error).message}`);
+    throw new BulwarkError('BULWARK_E_RUNTIME', `onnxruntime failed to run the graph: ${ortMessage((e as Error).message)}`);
   }
 }
 

@@ -3,7 +3,7 @@ import { Worker } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { BulwarkError } from '../core/errors.js';
 import type { Graph } from '../onnx/ir.js';
-import { createSession, runSession, sessionBytes, sessionThreads } from './session.js';
+import { createSession, ortMessage, runSession, sessionBytes, sessionThreads } from './session.js';
 
 /** A tensor as it crosses the thread boundary. */
 export interface WireTensor {
@@ -66,7 +66,7 @@ function lane(i: number): Lane {
 }
 
 function check(res: WireResponse, what: string): Extract<WireResponse, { ok: true }> {
-  if (!res.ok) throw new BulwarkError('BULWARK_E_RUNTIME', `onnxruntime failed to ${what}: ${res.message}`);
+  if (!res.ok) throw new BulwarkError('BULWARK_E_RUNTIME', `onnxruntime failed to ${what}: ${ortMessage(res.message)}`);
   return res;
 }
 

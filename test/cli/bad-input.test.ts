@@ -155,3 +155,18 @@ test('no command, or no attack, is a usage error on stderr with a code and a hin
     assert.equal(r.stdout, '');
   }
 });
+
+test('onnxruntime refusals keep their reason without onnxruntime source locations (a model of IR version 99)', async () => {
+  const { ortMessage } = await import('../../src/runtime/session.js');
+  const raw = '/onnxruntime_src/onnxruntime/core/graph/model.cc:202 onnxruntime::Model::Model(onnx::ModelProto&&, const onnxruntime::PathString&, const onnxruntime::logging::Logger&) Unsupported model IR version: 99, max supported IR version: 13';
+  assert.equal(ortMessage(raw), 'Unsupported model IR version: 99, max supported IR version: 13');
+  assert.equal(ortMessage('Got invalid dimensions for input: x'), 'Got invalid dimensions for input: x');
+  const { readModel, writeModelBytes } = await import('../../src/onnx/ir.js');
+  const g = readModel(mnistModel);
+  g.irVersion = 99;
+  const file = path.join(tmp, 'ir99.onnx');
+  fs.writeFileSync(file, writeModelBytes(g));
+  const r = cli('eval', '--model', file, '--data', 'mnist:test[0:4]');
+  assertUserError(r, 'BULWARK_E_RUNTIME', /Unsupported model IR version: 99/);
+  assert.doesNotMatch(r.stderr, /onnxruntime_src/);
+});

@@ -99,6 +99,14 @@ async function bulwarkSide(onnxPath: string, threads: number, x: Float32Tensor, 
 }
 
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 5);
+/**
+ * Pause before each side's timing. After a side has kept both cores busy, this host runs the next seconds slower
+ * (the guest itself is idle then: the effect is the host's, e.g. its clock boost), which hit whichever side came
+ * second: Bulwark's 2-thread PGD-40 rounds right after PyTorch took 10.3-11.0 s, 6.7-8.4 s after a 5 s pause.
+ * Both sides get the same pause.
+ */
+const SETTLE_MS = Number(process.env['BENCH_SETTLE_MS'] ?? 5000);
+const settle = () => new Promise<void>((resolve) => setTimeout(resolve, SETTLE_MS));
 /** The figures each side reports per round (ms): medians and 10th percentiles of its timed runs. */
 const TIMES = ['forwardMs', 'inputGradMs', 'trainStepMs', 'forwardP10Ms', 'inputGradP10Ms', 'trainStepP10Ms'] as const;
 
@@ -158,12 +166,14 @@ async function evasionSection(threadList: number[]): Promise<void> {
     let torchRobust = NaN;
     // Rounds alternate the sides (a shared host drifts); the median round counts.
     for (let r = 0; r < ROUNDS; r++) {
+      await settle();
       const model = await loadModel(onnx, { threads: c.threads, workers: c.workers });
       const t0 = performance.now();
       const res = await runAttack('pgd', model, ds.x, ds.y!, { eps: 0.3, norm: 'inf', steps: 40, stepSize: 0.01, randomStart: false, keepSuccess: false });
       ours.push((performance.now() - t0) / 1000);
       robust = res.summary.robustAccuracy;
       await model.dispose();
+      await settle();
       const pr = spawnSync('/usr/bin/python3', [path.join(root, 'bench', 'torch_pgd.py'), '--weights', weights, '--images', xFile, '--labels', yFile, '--eps', '0.3', '--steps', '40', '--step-size', '0.01', '--batch', String(BATCH), '--threads', String(torchThreads), '--json'], { encoding: 'utf8', env: { ...process.env, ...TORCH_ENV } });
       if (pr.status !== 0) throw new Error(`torch_pgd.py failed: ${pr.stderr}`);
       const t = JSON.parse(pr.stdout.trim().split('\n').pop()!) as { seconds: number; robustAccuracy: number };
@@ -180,7 +190,7 @@ async function evasionSection(threadList: number[]): Promise<void> {
 Linf eps 0.3, 40 steps of 0.01, no random start, every step run for every example, PyTorch in batches of ${BATCH} and
 Bulwark in its default gradient runs (32 examples per intra-op thread for this model), on
 fixtures/models/mnist-cnn-small.onnx; PyTorch side bench/torch_pgd.py on the same weights and thread count. Median of
-${ROUNDS} rounds, each timing Bulwark then PyTorch. "2 (2 workers x 1)": \`workers: 2\`, two worker threads of one
+${ROUNDS} rounds, each timing Bulwark then PyTorch, each side after a ${SETTLE_MS / 1000} s pause. "2 (2 workers x 1)": \`workers: 2\`, two worker threads of one
 onnxruntime thread each (the CLI's default on 2 cores). Date ${new Date().toISOString().slice(0, 10)}; ${os.cpus()[0]?.model ?? 'CPU'}, ${os.cpus().length} cores.
 
 | threads | Bulwark images/s | PyTorch images/s | speed-up | Bulwark robust acc. | PyTorch robust acc. |
@@ -223,7 +233,9 @@ async function main() {
     const bs: Record<(typeof TIMES)[number], number>[] = [];
     const ts: Record<(typeof TIMES)[number], number>[] = [];
     for (let r = 0; r < ROUNDS; r++) {
+      await settle();
       bs.push(await bulwarkSide(onnxPath, c.threads, x, y, c.workers));
+      await settle();
       const t = torchSide(weights, xFile, yFile, torchThreads);
       ts.push(Object.fromEntries(TIMES.map((k) => [k, Number(t[k])])) as Record<(typeof TIMES)[number], number>);
     }
@@ -250,7 +262,7 @@ async function main() {
   writeSection('engine', `## Engine: cnn-small, batch ${BATCH}
 
 Each figure is the median over ${ROUNDS} rounds of the median of ${ITERS} runs after warm-up; each round times Bulwark and
-then PyTorch on the same weights, batch and thread count (Bulwark takes the 128 examples in one call and runs its
+then PyTorch on the same weights, batch and thread count, each side after a ${SETTLE_MS / 1000} s pause (bench/run.ts SETTLE_MS) (Bulwark takes the 128 examples in one call and runs its
 gradients in its default cache-sized pieces, 32 examples per intra-op thread for this model). Speed-up = PyTorch time / Bulwark time (above 1 means
 Bulwark is faster). Beside it, the same from each round's 10th percentile (the fast edge of the runs): on a shared
 host, whose bursts only ever slow a run, that is the steadier comparison; on a quiet one the two agree.

@@ -1,4 +1,4 @@
-import { BulwarkError } from '../core/errors.js';
+import { BulwarkError, namingFlagSync } from '../core/errors.js';
 import { parseDataSpec } from '../data/index.js';
 import { scoreLogits, type Score } from '../nn/train.js';
 import type { OutputKind } from '../runtime/model.js';
@@ -59,6 +59,8 @@ export async function run(argv: string[]): Promise<number> {
   if (!data.y) throw new BulwarkError('BULWARK_E_LABELS', `--data ${spec} has no labels; eval needs them`);
   const t0 = performance.now();
   try {
+    // data that does not fit the model is the --data flag's fault: its message says so
+    namingFlagSync('--data', () => model.checkInput(data.x));
     const out = await model.predict(data.x);
     const k = out.shape[1] ?? 0;
     const bad = data.y.findIndex((c) => c >= k);

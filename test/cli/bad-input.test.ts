@@ -170,3 +170,9 @@ test('onnxruntime refusals keep their reason without onnxruntime source location
   assertUserError(r, 'BULWARK_E_RUNTIME', /Unsupported model IR version: 99/);
   assert.doesNotMatch(r.stderr, /onnxruntime_src/);
 });
+
+test('eval names --data when the data does not fit the model', () => {
+  const flat = npy('flat.npy', new Float32Array(4 * 784), [4, 784]);
+  const labels = npy('flat-y.npy', new BigInt64Array(4), [4]);
+  assertUserError(cli('eval', '--model', mnistModel, '--data', `${flat},${labels}`), 'BULWARK_E_SHAPE', /--data: input has shape \[4,784\]; the model expects \[N,1,28,28\]/);
+});

@@ -102,8 +102,9 @@ const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 5);
 /**
  * Pause before each side's timing. After a side has kept both cores busy, this host runs the next seconds slower
  * (the guest itself is idle then: the effect is the host's, e.g. its clock boost), which hit whichever side came
- * second: Bulwark's 2-thread PGD-40 rounds right after PyTorch took 10.3-11.0 s, 6.7-8.4 s after a 5 s pause.
- * Both sides get the same pause.
+ * second: Bulwark's 2-thread PGD-40 rounds right after PyTorch took 10.3-11.0 s, 6.7-8.4 s after a 5 s pause (four
+ * rounds each). Both sides get the same pause. It does not remove every slow round: a full run's 2-thread rounds
+ * stayed bimodal (docs/BENCHMARKS.md).
  */
 const SETTLE_MS = Number(process.env['BENCH_SETTLE_MS'] ?? 5000);
 const settle = () => new Promise<void>((resolve) => setTimeout(resolve, SETTLE_MS));

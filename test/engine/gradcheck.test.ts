@@ -148,6 +148,15 @@ const CASES: Case[] = [
   { op: 'Sum', inputs: [x([2, 3]), x([3]), x([1, 3])] },
   { op: 'Cast', inputs: [x([4])], attrs: { to: ELEM.FLOAT }, name: 'Cast float to float' },
   { op: 'Dropout', inputs: [x([4])], opset: 13, name: 'Dropout inference' },
+  // Edge cases from a review of the rules against the spec and onnxruntime's kernels
+  { op: 'MaxPool', inputs: [x([2, 2, 7, 7])], attrs: { kernel_shape: [2, 2], strides: [2, 2], ceil_mode: 1 }, name: 'MaxPool non-overlapping ceil_mode (odd map)' },
+  { op: 'MaxPool', inputs: [x([1, 2, 8, 8])], attrs: { kernel_shape: [2, 2], strides: [2, 2], pads: [1, 1, 1, 1] }, name: 'MaxPool non-overlapping pads' },
+  { op: 'MaxPool', inputs: [x([1, 2, 7, 7])], attrs: { kernel_shape: [2, 2], strides: [2, 2], auto_pad: 'SAME_UPPER' }, name: 'MaxPool non-overlapping SAME_UPPER (odd map)' },
+  { op: 'MatMul', inputs: [x([3]), x([3])], name: 'MatMul 1-D by 1-D (dot product)' },
+  { op: 'ConvTranspose', inputs: [x([1, 2, 3, 3]), x([2, 2, 3, 3])], attrs: { strides: [2, 2], output_shape: [8, 8] }, name: 'ConvTranspose output_shape past the natural size' },
+  { op: 'Resize', inputs: [x([1, 2, 3, 3]), null, cst([2, 2])], attrs: { mode: 'nearest', axes: [2, 3] }, opset: 18, name: 'Resize nearest with axes (opset 18)' },
+  { op: 'Pow', inputs: [x([4], { values: [0, 0.5, 0, 1.5] }), cst([0], [])], name: 'Pow exponent 0 at x = 0' },
+  { op: 'Pow', inputs: [cst([0, 0.5, 0, 1.5]), x([4], pos)], name: 'Pow exponent gradient at base 0' },
 ];
 
 function sample(rng: Rng, inp: In): number[] {

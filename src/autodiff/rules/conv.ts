@@ -274,7 +274,8 @@ export const convRules: RuleTable = {
     const autoPad = c.attrStr('auto_pad', 'NOTSET');
     if (c.attrInts('output_shape', undefined) || autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER') {
       padsBegin = xs.map((len, i) => {
-        const total = strides[i]! * (len - 1) + outPad[i]! + (kernel[i]! - 1) * dilations[i]! + 1 - ys[i]!;
+        // clamped at 0 as onnxruntime does: a larger output_shape than the natural one adds rows of bias only
+        const total = Math.max(0, strides[i]! * (len - 1) + outPad[i]! + (kernel[i]! - 1) * dilations[i]! + 1 - ys[i]!);
         return autoPad === 'SAME_UPPER' ? Math.floor(total / 2) : total - Math.floor(total / 2);
       });
     }

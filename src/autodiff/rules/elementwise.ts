@@ -30,8 +30,20 @@ export const elementwiseRules: RuleTable = {
     const b = c.b;
     const [x, e] = [c.input(0), c.input(1)];
     const eF = c.elemType(e) === c.elemType(x) ? e : b.cast(e, c.elemType(x));
-    const dA = c.needsGrad(0) ? c.unbroadcast(b.mul(dY(c), b.mul(eF, b.node('Pow', [x, b.sub(eF, b.scalar(1))]))), x) : undefined;
-    const dB = c.needsGrad(1) ? c.unbroadcast(b.mul(dY(c), b.mul(c.output(0), b.node('Log', [x]))), e) : undefined;
+    // As PyTorch at x = 0: an exponent of 0 gives dA = 0 (not 0·x⁻¹ = NaN), and dB = 0 where x = 0 and B ≥ 0
+    // (not 0·ln 0 = NaN). A constant exponent without zeros needs no mask.
+    const eConst = c.constValue(e);
+    let dA: string | undefined;
+    if (c.needsGrad(0)) {
+      let g = b.mul(dY(c), b.mul(eF, b.node('Pow', [x, b.sub(eF, b.scalar(1))])));
+      if (!eConst || Array.from(eConst as ArrayLike<number | bigint>).some((v) => Number(v) === 0)) g = b.where(b.node('Equal', [eF, b.scalar(0)]), b.scalar(0), g);
+      dA = c.unbroadcast(g, x);
+    }
+    let dB: string | undefined;
+    if (c.needsGrad(1)) {
+      const atZero = b.node('And', [b.node('Equal', [x, b.scalar(0)]), b.node('Not', [b.node('Less', [eF, b.scalar(0)])])]);
+      dB = c.unbroadcast(b.where(atZero, b.scalar(0), b.mul(dY(c), b.mul(c.output(0), b.node('Log', [x])))), e);
+    }
     return [dA, dB];
   },
   // dX = dY / (2·Y)
@@ -57,7 +69,9 @@ export const elementwiseRules: RuleTable = {
   Identity: (c) => [dY(c)],
   // Inference-mode Dropout is the identity; its mask output carries no gradient.
   Dropout: (c) => {
-    if (c.input(2) && c.constValue(c.input(2))?.[0]) c.unsupported('training_mode=true dropout is random; export the model in eval mode');
+    // training_mode must be absent or a constant false: a computed or fed flag could turn the random mask on
+    const mode = c.input(2) ? c.constValue(c.input(2)) : undefined;
+    if (c.input(2) && (mode === undefined || mode[0])) c.unsupported(mode === undefined ? 'training_mode is not a constant: dropout could be random; export the model in eval mode' : 'training_mode=true dropout is random; export the model in eval mode');
     return [dY(c), undefined, undefined];
   },
   // dX = Cast(dY) back to the input's float type

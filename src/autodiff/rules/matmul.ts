@@ -17,13 +17,20 @@ export const matmulRules: RuleTable = {
     let g = c.gradOutput(0)!;
     const ra = c.dims(a).length;
     const rb = c.dims(bb).length;
-    if (ra === 1) {
+    if (ra === 1 && rb === 1) {
+      // a dot product: the scalar gradient becomes [1, 1]
       a = b.node('Unsqueeze', [a, b.int64([0])]);
-      g = b.node('Unsqueeze', [g, b.int64([-2])]);
-    }
-    if (rb === 1) {
       bb = b.node('Unsqueeze', [bb, b.int64([1])]);
-      g = b.node('Unsqueeze', [g, b.int64([-1])]);
+      g = b.node('Unsqueeze', [g, b.int64([0, 1])]);
+    } else {
+      if (ra === 1) {
+        a = b.node('Unsqueeze', [a, b.int64([0])]);
+        g = b.node('Unsqueeze', [g, b.int64([-2])]);
+      }
+      if (rb === 1) {
+        bb = b.node('Unsqueeze', [bb, b.int64([1])]);
+        g = b.node('Unsqueeze', [g, b.int64([-1])]);
+      }
     }
     const rA = Math.max(ra, 2);
     const rB = Math.max(rb, 2);

@@ -46,7 +46,11 @@ export const poolRules: RuleTable = {
     const kernel = c.attrInts('kernel_shape', undefined)!;
     const strides = c.attrInts('strides', undefined) ?? kernel.map(() => 1);
     const dilations = c.attrInts('dilations', undefined) ?? kernel.map(() => 1);
-    if (kernel.every((k, i) => strides[i]! >= k && dilations[i] === 1)) {
+    const pads = c.attrInts('pads', undefined) ?? [];
+    const autoPad = c.attrStr('auto_pad', 'NOTSET');
+    // MaxUnpool takes no pads or ceil mode (onnxruntime then wants a larger output than x) and only float32
+    const plain = pads.every((p) => p === 0) && (autoPad === 'NOTSET' || autoPad === 'VALID') && c.attrNum('ceil_mode', 0) === 0 && c.elemType(x) === ELEM.FLOAT;
+    if (plain && kernel.every((k, i) => strides[i]! >= k && dilations[i] === 1)) {
       // Windows do not overlap, so each input cell is the argmax of at most one window: MaxUnpool places dY there.
       return [b.node('MaxUnpool', [c.gradOutput(0)!, idx, b.shape(x)], { kernel_shape: kernel, strides })];
     }
@@ -77,8 +81,8 @@ export const poolRules: RuleTable = {
   GlobalAveragePool: (c) => {
     const b = c.b;
     const xd = c.dims(c.input(0));
+    if (xd.slice(2).some((d) => d < 0)) c.unsupported('spatial dims must be static');
     const area = xd.slice(2).reduce((a, d) => a * d, 1);
-    if (area < 0) c.unsupported('spatial dims must be static');
     return [b.node('Expand', [b.div(c.gradOutput(0)!, b.scalar(area)), b.shape(c.input(0))])];
   },
   // dX = dY where X equals the spatial max (split evenly on ties)

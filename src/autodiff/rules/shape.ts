@@ -4,13 +4,19 @@ import type { RuleContext, RuleTable } from '../context.js';
 /** dX = dY reshaped back to X's runtime shape. */
 const reshapeBack = (c: RuleContext) => [c.b.reshape(c.gradOutput(0)!, c.b.shape(c.input(0))), undefined];
 
+/** An end of exactly INT32_MAX or INT64_MAX with a negative step runs through index 0 in onnxruntime. */
+const isIntMaxEnd = (end: number) => end === 2 ** 31 - 1 || end >= 2 ** 63 - 1;
+
 function constInts(c: RuleContext, name: string, what: string): number[] {
   const v = c.constValue(name);
   if (!v) c.unsupported(`${what} must be a constant`);
   return Array.from(v as ArrayLike<number | bigint>, (x) => Number(x));
 }
 
-/** Indices of a Python-style slice start:end:step over a length, as Slice computes them. */
+/**
+ * Indices of a Python-style slice start:end:step over a length, as onnxruntime's Slice computes them (the ONNX
+ * clamping, plus onnxruntime's reading of an INT_MAX end with a negative step as "through index 0").
+ */
 export function sliceIndices(len: number, start: number, end: number, step: number): number[] {
   const clamp = (v: number, lo: number, hi: number) => Math.min(Math.max(v, lo), hi);
   let s = start < 0 ? start + len : start;
@@ -19,8 +25,9 @@ export function sliceIndices(len: number, start: number, end: number, step: numb
     s = clamp(s, 0, len);
     e = clamp(e, 0, len);
   } else {
-    s = clamp(s, -1, len - 1);
-    e = clamp(e, -1, len - 1);
+    if (len === 0) return [];
+    s = clamp(s, 0, len - 1);
+    e = isIntMaxEnd(end) ? -1 : clamp(e, -1, len - 1);
   }
   const out: number[] = [];
   for (let i = s; step > 0 ? i < e : i > e; i += step) out.push(i);
@@ -218,7 +225,19 @@ export const shapeRules: RuleTable = {
     const yd = c.dims(c.output(0));
     const rank = xd.length;
     const scalesName = c.input(2);
-    const scales = scalesName && c.constValue(scalesName)?.length ? Array.from(c.constValue(scalesName) as Float32Array) : undefined;
+    const given = scalesName && c.constValue(scalesName)?.length ? Array.from(c.constValue(scalesName) as Float32Array) : undefined;
+    // opset 18: scales (or sizes) for the listed axes only; the aspect-ratio policies rescale sizes uniformly, so the
+    // output extents would no longer give each axis's scale
+    const policy = c.attrStr('keep_aspect_ratio_policy', 'stretch');
+    if (policy !== 'stretch') c.unsupported(`keep_aspect_ratio_policy ${policy}`);
+    const axes = c.attrInts('axes', undefined)?.map((a) => (a < 0 ? a + rank : a));
+    let scales = given;
+    if (given && axes) {
+      if (axes.length !== given.length || axes.some((a) => a < 0 || a >= rank)) c.unsupported(`axes [${axes}] do not match the ${given.length} scales`);
+      scales = new Array<number>(rank).fill(1);
+      axes.forEach((a, k) => (scales![a] = given[k]!));
+    }
+    if (scales && scales.length !== rank) c.unsupported(`${scales.length} scales for a rank-${rank} input`);
     let g = c.gradOutput(0)!;
     for (let a = 0; a < rank; a++) {
       if (xd[a]! === yd[a]! && (!scales || scales[a] === 1)) continue;

@@ -109,6 +109,13 @@ export function buildGradient(req: GradientRequest): GradientResult {
     if (!req.wrt.includes(p)) throw new BulwarkError('BULWARK_E_INTERNAL', `per-example gradient requested for ${p}, which is not in wrt`);
   }
   const zeroGradientNodes: string[] = [];
+  // A Cast from a float value on the path to an integer type that the loss still reads (a quantizer): the gradient
+  // through it is zero almost everywhere, like Round's, and is reported the same way.
+  for (const n of order) {
+    if (n.opType !== 'Cast' || n.domain !== '' || !n.inputs[0] || !fromWrt.has(n.inputs[0])) continue;
+    const out = n.outputs[0];
+    if (out && toLoss.has(out) && !isFloatValue(out)) zeroGradientNodes.push(n.name);
+  }
   const weightForm = req.convWeightGradient ?? 'taps';
   // Outputs of phase Convs whose bias gradient the pooled Max gives directly (see below).
   const biasFromPool = new Set<string>();

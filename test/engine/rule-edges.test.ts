@@ -55,3 +55,15 @@ test('rules refuse what they cannot differentiate exactly: GlobalAveragePool ove
   const shapes = await probeShapes(g, {});
   assert.throws(() => buildGradient({ graph: g, shapes, loss, wrt: ['x'] }), refused(/training_mode is not a constant/));
 });
+
+test('a Cast of the differentiated path to an integer type (a quantizer) is reported among the zero-gradient nodes', async () => {
+  const g = emptyGraph({ name: 'quant', opset: 17, inputs: [{ name: 'x', elemType: ELEM.FLOAT, shape: [2, 3] }] });
+  const b = new GraphBuilder(g);
+  // y = 2x + float(int(4x)): the second term is a staircase whose derivative is zero almost everywhere
+  const q = b.node('Cast', [b.mul('x', b.scalar(4))], { to: ELEM.INT32 }, 'quantize');
+  const y = b.add(b.mul('x', b.scalar(2)), b.cast(q, ELEM.FLOAT));
+  const loss = b.node('ReduceSum', [y], { keepdims: 0 });
+  g.outputs.push({ name: loss, elemType: ELEM.FLOAT, shape: [] });
+  const res = buildGradient({ graph: g, shapes: await probeShapes(g), loss, wrt: ['x'] });
+  assert.deepEqual(res.zeroGradientNodes, ['quantize']);
+});

@@ -157,6 +157,8 @@ const CASES: Case[] = [
   { op: 'Resize', inputs: [x([1, 2, 3, 3]), null, cst([2, 2])], attrs: { mode: 'nearest', axes: [2, 3] }, opset: 18, name: 'Resize nearest with axes (opset 18)' },
   { op: 'Pow', inputs: [x([4], { values: [0, 0.5, 0, 1.5] }), cst([0], [])], name: 'Pow exponent 0 at x = 0' },
   { op: 'Pow', inputs: [cst([0, 0.5, 0, 1.5]), x([4], pos)], name: 'Pow exponent gradient at base 0' },
+  { op: 'Conv', inputs: [x([1, 2, 7]), x([3, 2, 1])], attrs: { strides: [4], auto_pad: 'SAME_UPPER' }, name: 'Conv SAME_UPPER stride past the kernel' },
+  { op: 'Conv', inputs: [x([1, 2, 7, 10]), x([3, 2, 1, 2])], attrs: { strides: [4, 5], auto_pad: 'SAME_LOWER' }, name: 'Conv SAME_LOWER stride past the kernel' },
 ];
 
 function sample(rng: Rng, inp: In): number[] {

@@ -158,6 +158,7 @@ const CASES: Case[] = [
   { op: 'Pow', inputs: [x([4], { values: [0, 0.5, 0, 1.5] }), cst([0], [])], name: 'Pow exponent 0 at x = 0' },
   { op: 'Pow', inputs: [cst([0, 0.5, 0, 1.5]), x([4], pos)], name: 'Pow exponent gradient at base 0' },
   { op: 'Conv', inputs: [x([1, 2, 7]), x([3, 2, 1])], attrs: { strides: [4], auto_pad: 'SAME_UPPER' }, name: 'Conv SAME_UPPER stride past the kernel' },
+  { op: 'Pad', inputs: [x([2, 3]), i64([1, -1, 0, 2]), x([])], name: 'Pad with a differentiated fill value (and a crop)' },
   { op: 'Conv', inputs: [x([1, 2, 7, 10]), x([3, 2, 1, 2])], attrs: { strides: [4, 5], auto_pad: 'SAME_LOWER' }, name: 'Conv SAME_LOWER stride past the kernel' },
 ];
 

@@ -212,7 +212,10 @@ export const shapeRules: RuleTable = {
       for (const a of sliceAxes) if (xd[a]! < 0) c.unsupported(`padding along axis ${a}, whose extent is dynamic`);
       g = b.node('Slice', [g, b.int64(sliceAxes.map((a) => Math.max(begin[a]!, 0))), b.int64(sliceAxes.map((a) => Math.max(begin[a]!, 0) + xd[a]!)), b.int64(sliceAxes)]);
     }
-    return [g, undefined, undefined, undefined];
+    // the fill value reaches every padded cell: its gradient is dY summed over them, all of dY less what came from x
+    const fill = c.input(2);
+    const dFill = fill && c.needsGrad(2) ? b.reshape(b.sub(b.reduceSum(c.gradOutput(0)!, Array.from({ length: rank }, (_, i) => i), false), b.reduceSum(g, Array.from({ length: rank }, (_, i) => i), false)), b.shape(fill)) : undefined;
+    return [g, undefined, dFill, undefined];
   },
   // nearest mode is a Gather per axis: its gradient scatter-adds along each resized axis
   Resize: (c) => {

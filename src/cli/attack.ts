@@ -269,13 +269,20 @@ ${Object.entries(ATTACK_OPTIONS).map(([k, o]) => `  ${`--${k}${o.spec.type === '
 See docs/ATTACKS.md for every option, its default and the paper it comes from.`;
 }
 
+/**
+ * Whether --model names an HTTP endpoint rather than a file: an http(s) scheme (http:host without the slashes is still
+ * meant as one; the client's URL check explains what is wrong with it).
+ */
+function isEndpoint(where: string): boolean {
+  const scheme = urlScheme(where);
+  return scheme === 'http' || scheme === 'https';
+}
+
 /** Loads the model of --model: an ONNX file, or an Open Inference Protocol (KServe v2) URL. */
 export async function loadTargetModel(values: Record<string, unknown>, helpText: string): Promise<Model & { dispose?(): Promise<void> }> {
   const where = required(values, 'model', helpText);
   const { isRemoteModelUrl, connectRemoteModel } = await import('../runtime/remote.js');
-  // http:host without the slashes is still meant as an endpoint: the client's URL check explains what is wrong.
-  const scheme = urlScheme(where);
-  if (!isRemoteModelUrl(where) && scheme !== 'http' && scheme !== 'https') {
+  if (!isRemoteModelUrl(where) && !isEndpoint(where)) {
     refuseRemoteFlags(values, where);
     return modelFromFlags(values, where);
   }
@@ -387,7 +394,7 @@ export async function run(argv: string[]): Promise<number> {
     throw new BulwarkError('BULWARK_E_USAGE', '--targets and --target-class both name the targets; give one', { hint: '--targets T.npy gives one target per example, --target-class C the same class for all.' });
   }
   const where = v['model'];
-  if (def.whiteBox && typeof where === 'string' && (urlScheme(where) === 'http' || urlScheme(where) === 'https')) {
+  if (def.whiteBox && typeof where === 'string' && isEndpoint(where)) {
     // before any connection: a remote endpoint only ever answers predictions
     const { BLACK_BOX_HINT } = await import('../evasion/runner.js');
     throw new BulwarkError('BULWARK_E_MODEL', `${name} is a white-box attack and needs gradients, but --model ${where} is a remote endpoint, which only returns predictions`, { hint: BLACK_BOX_HINT });

@@ -1,6 +1,5 @@
 import * as path from 'node:path';
-import { BulwarkError } from '../core/errors.js';
-import { namingFlagSync } from '../core/errors.js';
+import { BulwarkError, namingFlagSync } from '../core/errors.js';
 import { checkWritableFolder } from '../core/fsio.js';
 import { parseDataSpec } from '../data/spec.js';
 import { BUDGETS, parseNorm, type Budget } from '../evasion/evaluate/index.js';

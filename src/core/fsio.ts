@@ -97,6 +97,26 @@ export function unreplaceableReason(file: string): string | undefined {
 }
 
 /**
+ * Why files could not be written into `dir`, or undefined when they can: the nearest existing level must be a
+ * writable folder (the missing levels below it would be created); nothing is created.
+ */
+function folderUnwritableReason(dir: string): string | undefined {
+  let existing: string | undefined;
+  try {
+    existing = nearestFolder(dir).existing;
+  } catch (e) {
+    return (e as Error).message;
+  }
+  if (existing === undefined) return undefined;
+  try {
+    fs.accessSync(existing, fs.constants.W_OK | fs.constants.X_OK);
+  } catch {
+    return `the folder ${existing} is not writable`;
+  }
+  return undefined;
+}
+
+/**
  * Checks, before any work, that `file` can later be written as an output: the target is missing or a regular file,
  * and its folder exists as a writable folder or can be created (only the first missing level's parent is checked
  * for write access; nothing is created).
@@ -107,20 +127,8 @@ export function checkWritable(file: string, what: string): void {
   const fail = (why: string): never => {
     throw new BulwarkError('BULWARK_E_FILE_WRITE', `${what}: cannot write ${file}: ${why}`);
   };
-  const reason = unreplaceableReason(file);
+  const reason = unreplaceableReason(file) ?? folderUnwritableReason(path.dirname(path.resolve(file)));
   if (reason) fail(reason);
-  let existing: string | undefined;
-  try {
-    existing = nearestFolder(path.dirname(path.resolve(file))).existing;
-  } catch (e) {
-    fail((e as Error).message);
-  }
-  if (existing === undefined) return;
-  try {
-    fs.accessSync(existing, fs.constants.W_OK | fs.constants.X_OK);
-  } catch {
-    fail(`the folder ${existing} is not writable`);
-  }
 }
 
 /**
@@ -134,19 +142,8 @@ export function checkWritableFolder(dir: string, files: string[], what: string):
   const fail = (why: string): never => {
     throw new BulwarkError('BULWARK_E_FILE_WRITE', `${what}: cannot write into ${dir}: ${why}`, { hint: `Give ${what} a folder (it is created if missing).` });
   };
-  let existing: string | undefined;
-  try {
-    existing = nearestFolder(dir).existing;
-  } catch (e) {
-    fail((e as Error).message);
-  }
-  if (existing !== undefined) {
-    try {
-      fs.accessSync(existing, fs.constants.W_OK | fs.constants.X_OK);
-    } catch {
-      fail(`the folder ${existing} is not writable`);
-    }
-  }
+  const reason = folderUnwritableReason(dir);
+  if (reason) fail(reason);
   for (const f of files) {
     const reason = unreplaceableReason(path.join(dir, f));
     if (reason) fail(`${f} cannot be replaced: ${reason}`);

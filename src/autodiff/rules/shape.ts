@@ -214,7 +214,8 @@ export const shapeRules: RuleTable = {
     }
     // the fill value reaches every padded cell: its gradient is dY summed over them, all of dY less what came from x
     const fill = c.input(2);
-    const dFill = fill && c.needsGrad(2) ? b.reshape(b.sub(b.reduceSum(c.gradOutput(0)!, Array.from({ length: rank }, (_, i) => i), false), b.reduceSum(g, Array.from({ length: rank }, (_, i) => i), false)), b.shape(fill)) : undefined;
+    const all = Array.from({ length: rank }, (_, i) => i);
+    const dFill = fill && c.needsGrad(2) ? b.reshape(b.sub(b.reduceSum(c.gradOutput(0)!, all, false), b.reduceSum(g, all, false)), b.shape(fill)) : undefined;
     return [g, undefined, dFill, undefined];
   },
   // nearest mode is a Gather per axis: its gradient scatter-adds along each resized axis

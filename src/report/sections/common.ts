@@ -120,6 +120,11 @@ export function maxSeverity(findings: Finding[]): Severity | null {
   return null;
 }
 
+/** The summary of a section that evaluated nothing, with the reasons its notes give. */
+export function nothingEvaluated(notes: string[]): string {
+  return `Nothing was evaluated.${notes.length > 0 ? ' ' + notes.join(' ') : ''}`;
+}
+
 /** Section status from its findings: fail on critical or high, warn on medium, pass otherwise. */
 export function statusFromFindings(findings: Finding[]): SectionStatus {
   const m = maxSeverity(findings);

@@ -19,7 +19,7 @@ import { rocCurve } from '../../privacy/membership/index.js';
 import type { Model } from '../../runtime/model.js';
 import { makeFinding } from '../taxonomy.js';
 import type { ReportSection, Severity } from '../types.js';
-import { sectionParts, sectionScaffold, statusFromFindings, type AssessmentContext, type SectionProvider } from './common.js';
+import { nothingEvaluated, sectionParts, sectionScaffold, statusFromFindings, type AssessmentContext, type SectionProvider } from './common.js';
 import { budgetIndex, keptEpoch, readTrainRecord, rocPoints, sampleOutside, type TrainRecord } from './record.js';
 
 /** Gate-able metrics of the hardening section. */
@@ -515,7 +515,7 @@ export const hardeningProvider: SectionProvider = {
     }
     // A section that evaluated nothing is skipped, not passed, and says why in its summary
     const nothing = ran.length === 0 && !parts.has('record');
-    if (nothing) bits.push(`Nothing was evaluated.${notes.length > 0 ? ' ' + notes.join(' ') : ''}`);
+    if (nothing) bits.push(nothingEvaluated(notes));
     return {
       id: 'hardening',
       title: 'Hardening: defenses and certificates',

@@ -22,7 +22,7 @@ import type { Model, OnnxModel } from '../../runtime/model.js';
 import { encodePng, imagePixels, pngDataUri } from '../png.js';
 import { makeFinding } from '../taxonomy.js';
 import type { ImageRow, ReportSection, Severity } from '../types.js';
-import { sectionParts, sectionScaffold, statusFromFindings, type AssessmentContext, type SectionProvider } from './common.js';
+import { nothingEvaluated, sectionParts, sectionScaffold, statusFromFindings, type AssessmentContext, type SectionProvider } from './common.js';
 import { budgetIndex, readTrainRecord, rocPoints, sampleOutside, type TrainRecord } from './record.js';
 
 /** Gate-able metrics of the privacy section. */
@@ -378,7 +378,7 @@ export const privacyProvider: SectionProvider = {
       domain: 'privacy',
       // a section that evaluated nothing is skipped, not passed, and says why in its summary
       status: summary.length === 0 && findings.length === 0 ? 'skipped' : statusFromFindings(findings),
-      summary: summary.join(' ') || `Nothing was evaluated.${notes.length > 0 ? ' ' + notes.join(' ') : ''}`,
+      summary: summary.join(' ') || nothingEvaluated(notes),
       metrics,
       findings,
       blocks,
